@@ -1,5 +1,6 @@
-# make demo  - the agent server example on an embedded SQLite file: two requests, answers, stored rows
-# make test  - go vet and go test -race for everything, on a throwaway PostgreSQL
+# make demo           the agent server example on an embedded SQLite file: two requests, the answers, the stored rows
+# make demo-lakebase  the same conversation through the Lakebase code path, offline (fake control plane, local PostgreSQL)
+# make test           go vet and go test -race for everything, on a throwaway PostgreSQL
 SHELL := /bin/bash
 GO ?= go
 
@@ -8,17 +9,26 @@ GO ?= go
 all: test
 
 demo:
-	@echo "make demo: not available yet" >&2; exit 1
+	./scripts/demo.sh
+
+demo-lakebase:
+	./scripts/with-postgres.sh ./scripts/demo-lakebase.sh
 
 test:
 	./scripts/with-postgres.sh $(MAKE) --no-print-directory test-go
 
-# test-go runs the Go checks against whatever LAKESESSION_TEST_DATABASE_URL names.
+# test-go runs the Go checks against the server LAKESESSION_TEST_DATABASE_URL names.
 test-go: vet
 	$(GO) test -race -count=1 ./...
+	cd examples && $(GO) test -race -count=1 ./...
 
 vet:
 	$(GO) vet ./...
+	cd examples && $(GO) vet ./...
+
+# bench runs the benchmarks on a throwaway PostgreSQL.
+bench:
+	./scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
 fmt:
 	gofmt -l -w .
