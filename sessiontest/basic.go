@@ -28,11 +28,11 @@ func (s *suite) testSessionID(t *testing.T) {
 		} else {
 			sess = s.open(t, id)
 			if sess == nil {
-				t.Fatalf("open(t, %q) returned nil; for an invalid id it must return a handle whose methods report ErrInvalidSessionID", id)
+				t.Fatalf("open(t, %s) returned nil; for an invalid id it must return a handle whose methods report ErrInvalidSessionID", showID(id))
 			}
 		}
 		if got := sess.SessionID(); got != id {
-			t.Errorf("SessionID() = %q, want %q, the id the handle was opened with", got, id)
+			t.Errorf("SessionID() = %s, want %s, the id the handle was opened with", showID(got), showID(id))
 		}
 	}
 }
@@ -276,7 +276,7 @@ func (s *suite) checkIsolation(t *testing.T, sessions []lakesession.Session) {
 		for i, sess := range sessions {
 			got := get(t, sess, 0)
 			if diff := diffItems(got, want[i]); diff != "" {
-				t.Fatalf("after %s: GetItems(0) on session %q: %s", step, sess.SessionID(), diff)
+				t.Fatalf("after %s: GetItems(0) on session %s: %s", step, showID(sess.SessionID()), diff)
 			}
 		}
 	}

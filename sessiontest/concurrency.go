@@ -109,26 +109,26 @@ func (s *suite) checkConcurrentAdds(t *testing.T, label string, writers, size in
 
 	for w, err := range errs {
 		if err != nil {
-			t.Errorf("writer %d: AddItems(%d items) on session %q: %v", w, size, id, err)
+			t.Errorf("writer %d: AddItems(%d items) on session %s: %v", w, size, showID(id), err)
 		}
 	}
 	if readerErr != nil {
-		t.Errorf("session %q, after %d reads: %v", id, reads, readerErr)
+		t.Errorf("session %s, after %d reads: %v", showID(id), reads, readerErr)
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
 	got := get(t, handles[0], 0)
 	if len(got) != len(before)+writers*size {
-		t.Fatalf("GetItems(0) on session %q after %d concurrent AddItems of %d items: got %d items, want %d: %s",
-			id, writers, size, len(got), len(before)+writers*size, list(got))
+		t.Fatalf("GetItems(0) on session %s after %d concurrent AddItems of %d items: got %d items, want %d: %s",
+			showID(id), writers, size, len(got), len(before)+writers*size, list(got))
 	}
 	if diff := diffItems(got[:len(before)], before); diff != "" {
-		t.Fatalf("GetItems(0) on session %q: the items added before the writers changed: %s", id, diff)
+		t.Fatalf("GetItems(0) on session %s: the items added before the writers changed: %s", showID(id), diff)
 	}
 	if err := checkBatches(got[len(before):], writers, size, true); err != nil {
-		t.Fatalf("GetItems(0) on session %q after %d concurrent AddItems of %d items: %v\nitems: %s",
-			id, writers, size, err, list(got))
+		t.Fatalf("GetItems(0) on session %s after %d concurrent AddItems of %d items: %v\nitems: %s",
+			showID(id), writers, size, err, list(got))
 	}
 }
 
@@ -206,7 +206,7 @@ func (s *suite) checkConcurrentPops(t *testing.T, n, calls int) {
 
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("PopItem call %d on session %q: %v", i, id, err)
+			t.Errorf("PopItem call %d on session %s: %v", i, showID(id), err)
 		}
 	}
 	if t.Failed() {
@@ -221,7 +221,7 @@ func (s *suite) checkConcurrentPops(t *testing.T, n, calls int) {
 	sort.Strings(popped)
 	for i := 1; i < len(popped); i++ {
 		if popped[i] == popped[i-1] {
-			t.Fatalf("%d concurrent PopItem calls on session %q returned %s more than once", calls, id, short([]byte(popped[i])))
+			t.Fatalf("%d concurrent PopItem calls on session %s returned %s more than once", calls, showID(id), short([]byte(popped[i])))
 		}
 	}
 	wantSorted := make([]string, n)
@@ -230,12 +230,12 @@ func (s *suite) checkConcurrentPops(t *testing.T, n, calls int) {
 	}
 	sort.Strings(wantSorted)
 	if len(popped) != n {
-		t.Fatalf("%d concurrent PopItem calls on session %q of %d items returned %d items, want %d (the others (nil, nil))",
-			calls, id, n, len(popped), n)
+		t.Fatalf("%d concurrent PopItem calls on session %s of %d items returned %d items, want %d (the others (nil, nil))",
+			calls, showID(id), n, len(popped), n)
 	}
 	for i := range popped {
 		if popped[i] != wantSorted[i] {
-			t.Fatalf("%d concurrent PopItem calls on session %q returned %s, which was never added", calls, id, short([]byte(popped[i])))
+			t.Fatalf("%d concurrent PopItem calls on session %s returned %s, which was never added", calls, showID(id), short([]byte(popped[i])))
 		}
 	}
 	wantItems(t, handles[0], 0, nil)

@@ -81,7 +81,7 @@ func (s *suite) checkDoneContext(t *testing.T, ctx context.Context, wantErr erro
 	check := func(op string, err error) {
 		t.Helper()
 		if !errors.Is(err, wantErr) {
-			t.Errorf("%s with a done context on session %q: error %v, want one matching %v", op, sess.SessionID(), err, wantErr)
+			t.Errorf("%s with a done context on session %s: error %v, want one matching %v", op, showID(sess.SessionID()), err, wantErr)
 		}
 	}
 
@@ -93,29 +93,29 @@ func (s *suite) checkDoneContext(t *testing.T, ctx context.Context, wantErr erro
 	got, err := sess.PopItem(ctx)
 	check("PopItem", err)
 	if err != nil && got != nil {
-		t.Errorf("PopItem with a done context on session %q returned the item %s with the error %v", sess.SessionID(), short(got), err)
+		t.Errorf("PopItem with a done context on session %s returned the item %s with the error %v", showID(sess.SessionID()), short(got), err)
 	}
 	if diff := diffItems(get(t, sess, 0), before); diff != "" {
-		t.Errorf("after PopItem with a done context failed, session %q lost an item: %s", sess.SessionID(), diff)
+		t.Errorf("after PopItem with a done context failed, session %s lost an item: %s", showID(sess.SessionID()), diff)
 	}
 
 	batch := items("batch", 1, 3)
 	check("AddItems", sess.AddItems(ctx, batch))
 	now := get(t, sess, 0)
 	if diffItems(now, before) != "" && diffItems(now, concat(before, batch)) != "" {
-		t.Errorf("after AddItems(%d items) with a done context, session %q holds part of the batch: %s",
-			len(batch), sess.SessionID(), list(now))
+		t.Errorf("after AddItems(%d items) with a done context, session %s holds part of the batch: %s",
+			len(batch), showID(sess.SessionID()), list(now))
 	}
 
 	check("ClearSession", sess.ClearSession(ctx))
 	if after := get(t, sess, 0); len(after) != 0 && diffItems(after, now) != "" {
-		t.Errorf("after ClearSession with a done context, session %q was partly cleared: %s", sess.SessionID(), list(after))
+		t.Errorf("after ClearSession with a done context, session %s was partly cleared: %s", showID(sess.SessionID()), list(after))
 	}
 
 	fresh := s.newSession(t, "ctx-done-new")
 	check("AddItems on a new session", fresh.AddItems(ctx, batch))
 	if got := get(t, fresh, 0); len(got) != 0 && diffItems(got, batch) != "" {
-		t.Errorf("after AddItems(%d items) with a done context, new session %q holds part of the batch: %s",
+		t.Errorf("after AddItems(%d items) with a done context, new session %s holds part of the batch: %s",
 			len(batch), fresh.SessionID(), list(got))
 	}
 }
@@ -129,12 +129,12 @@ func (s *suite) checkWholeOrNothing(t *testing.T, sess lakesession.Session, op s
 	switch {
 	case diffItems(got, after) == "":
 	case err == nil:
-		t.Fatalf("round %d: %s returned no error but session %q holds %s, want %s",
-			round, op, sess.SessionID(), list(got), list(after))
+		t.Fatalf("round %d: %s returned no error but session %s holds %s, want %s",
+			round, op, showID(sess.SessionID()), list(got), list(after))
 	case diffItems(got, before) == "":
 	default:
-		t.Fatalf("round %d: %s cancelled midway (error %v) left session %q half done: %s\nwant all of it: %s\nor none of it: %s",
-			round, op, err, sess.SessionID(), list(got), list(after), list(before))
+		t.Fatalf("round %d: %s cancelled midway (error %v) left session %s half done: %s\nwant all of it: %s\nor none of it: %s",
+			round, op, err, showID(sess.SessionID()), list(got), list(after), list(before))
 	}
 }
 

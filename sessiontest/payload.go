@@ -150,8 +150,8 @@ func wantInvalidItem(t *testing.T, sess lakesession.Session, batch []json.RawMes
 	t.Helper()
 	err := sess.AddItems(t.Context(), batch)
 	if !errors.Is(err, lakesession.ErrInvalidItem) {
-		t.Fatalf("AddItems(%s) on session %q: error %v, want one matching lakesession.ErrInvalidItem",
-			list(batch), sess.SessionID(), err)
+		t.Fatalf("AddItems(%s) on session %s: error %v, want one matching lakesession.ErrInvalidItem",
+			list(batch), showID(sess.SessionID()), err)
 	}
 }
 
@@ -176,7 +176,7 @@ func (s *suite) testInvalidSessionID(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if lakesession.ValidateSessionID(c.id) == nil {
-				t.Fatalf("sessiontest: test id %q is valid", c.id)
+				t.Fatalf("sessiontest: test id %s is valid", showID(c.id))
 			}
 			// Sessions a store could reach by mistake: the id cut at the
 			// length limit or at the NUL, or with its bad bytes cleaned.
@@ -191,13 +191,13 @@ func (s *suite) testInvalidSessionID(t *testing.T) {
 
 			sess := s.open(t, c.id)
 			if sess == nil {
-				t.Fatalf("open(t, %q) returned nil; for an invalid id it must return a handle whose methods report ErrInvalidSessionID", c.id)
+				t.Fatalf("open(t, %s) returned nil; for an invalid id it must return a handle whose methods report ErrInvalidSessionID", showID(c.id))
 			}
 			ctx := t.Context()
 			check := func(op string, err error) {
 				t.Helper()
 				if !errors.Is(err, lakesession.ErrInvalidSessionID) {
-					t.Errorf("%s on session %q: error %v, want one matching lakesession.ErrInvalidSessionID", op, c.id, err)
+					t.Errorf("%s on session %s: error %v, want one matching lakesession.ErrInvalidSessionID", op, showID(c.id), err)
 				}
 			}
 			_, err := sess.PopItem(ctx)
@@ -213,7 +213,7 @@ func (s *suite) testInvalidSessionID(t *testing.T) {
 
 			for _, sh := range shadows {
 				if diff := diffItems(get(t, sh, 0), shadowItems); diff != "" {
-					t.Errorf("session %q changed through the invalid id %q: %s", sh.SessionID(), c.id, diff)
+					t.Errorf("session %s changed through the invalid id %s: %s", showID(sh.SessionID()), showID(c.id), diff)
 				}
 			}
 		})
@@ -273,11 +273,11 @@ func (s *suite) testValidSessionID(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if err := lakesession.ValidateSessionID(c.id); err != nil {
-				t.Fatalf("sessiontest: test id %q: %v", c.id, err)
+				t.Fatalf("sessiontest: test id %s: %v", showID(c.id), err)
 			}
 			sess := s.openSession(t, c.id)
 			if got := sess.SessionID(); got != c.id {
-				t.Errorf("SessionID() = %q, want %q", got, c.id)
+				t.Errorf("SessionID() = %s, want %s", showID(got), showID(c.id))
 			}
 			all := items("valid-id", 1, 3)
 			add(t, sess, all[:2])

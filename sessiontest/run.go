@@ -71,7 +71,7 @@ func (s *suite) openSession(t *testing.T, id string) lakesession.Session {
 	t.Helper()
 	sess := s.open(t, id)
 	if sess == nil {
-		t.Fatalf("open(t, %q) returned nil; it must return a handle on the session", id)
+		t.Fatalf("open(t, %s) returned nil; it must return a handle on the session", showID(id))
 	}
 	if lakesession.ValidateSessionID(id) == nil {
 		t.Cleanup(func() {
@@ -79,7 +79,7 @@ func (s *suite) openSession(t *testing.T, id string) lakesession.Session {
 				return
 			}
 			if err := sess.ClearSession(context.Background()); err != nil {
-				t.Errorf("clean up: ClearSession on session %q: %v", id, err)
+				t.Errorf("clean up: ClearSession on session %s: %v", showID(id), err)
 			}
 		})
 	}
@@ -134,7 +134,7 @@ func concat(lists ...[]json.RawMessage) []json.RawMessage {
 func add(t *testing.T, sess lakesession.Session, batch []json.RawMessage) {
 	t.Helper()
 	if err := sess.AddItems(t.Context(), batch); err != nil {
-		t.Fatalf("AddItems(%d items) on session %q: %v", len(batch), sess.SessionID(), err)
+		t.Fatalf("AddItems(%d items) on session %s: %v", len(batch), showID(sess.SessionID()), err)
 	}
 }
 
@@ -143,7 +143,7 @@ func get(t *testing.T, sess lakesession.Session, limit int) []json.RawMessage {
 	t.Helper()
 	got, err := sess.GetItems(t.Context(), limit)
 	if err != nil {
-		t.Fatalf("GetItems(%d) on session %q: %v", limit, sess.SessionID(), err)
+		t.Fatalf("GetItems(%d) on session %s: %v", limit, showID(sess.SessionID()), err)
 	}
 	return got
 }
@@ -153,7 +153,7 @@ func pop(t *testing.T, sess lakesession.Session) json.RawMessage {
 	t.Helper()
 	got, err := sess.PopItem(t.Context())
 	if err != nil {
-		t.Fatalf("PopItem on session %q: %v", sess.SessionID(), err)
+		t.Fatalf("PopItem on session %s: %v", showID(sess.SessionID()), err)
 	}
 	return got
 }
@@ -162,7 +162,7 @@ func pop(t *testing.T, sess lakesession.Session) json.RawMessage {
 func clearSession(t *testing.T, sess lakesession.Session) {
 	t.Helper()
 	if err := sess.ClearSession(t.Context()); err != nil {
-		t.Fatalf("ClearSession on session %q: %v", sess.SessionID(), err)
+		t.Fatalf("ClearSession on session %s: %v", showID(sess.SessionID()), err)
 	}
 }
 
@@ -172,7 +172,7 @@ func wantItems(t *testing.T, sess lakesession.Session, limit int, want []json.Ra
 	t.Helper()
 	got := get(t, sess, limit)
 	if diff := diffItems(got, want); diff != "" {
-		t.Fatalf("GetItems(%d) on session %q: %s", limit, sess.SessionID(), diff)
+		t.Fatalf("GetItems(%d) on session %s: %s", limit, showID(sess.SessionID()), diff)
 	}
 }
 
@@ -182,11 +182,11 @@ func wantPop(t *testing.T, sess lakesession.Session, want json.RawMessage) {
 	got := pop(t, sess)
 	switch {
 	case want == nil && got != nil:
-		t.Fatalf("PopItem on session %q = %s, want (nil, nil) on an empty session", sess.SessionID(), short(got))
+		t.Fatalf("PopItem on session %s = %s, want (nil, nil) on an empty session", showID(sess.SessionID()), short(got))
 	case want != nil && got == nil:
-		t.Fatalf("PopItem on session %q = nil, want the newest item %s", sess.SessionID(), short(want))
+		t.Fatalf("PopItem on session %s = nil, want the newest item %s", showID(sess.SessionID()), short(want))
 	case string(got) != string(want):
-		t.Fatalf("PopItem on session %q = %s, want the newest item %s", sess.SessionID(), short(got), short(want))
+		t.Fatalf("PopItem on session %s = %s, want the newest item %s", showID(sess.SessionID()), short(got), short(want))
 	}
 }
 
@@ -243,4 +243,14 @@ func compact(s string) json.RawMessage {
 		panic(fmt.Sprintf("sessiontest: bad test item %q: %v", s, err))
 	}
 	return b.Bytes()
+}
+
+// showID formats a session id for a failure message: quoted, and cut when
+// long.
+func showID(id string) string {
+	const maxBytes = 80
+	if len(id) <= maxBytes {
+		return fmt.Sprintf("%q", id)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", id[:maxBytes], len(id))
 }
