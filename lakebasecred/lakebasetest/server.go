@@ -290,7 +290,7 @@ func (s *Server) WorkspaceClient() *databricks.WorkspaceClient {
 // ~/.databrickscfg, so that the machine's own settings cannot leak into tests.
 type noLoader struct{}
 
-func (noLoader) Name() string                 { return "lakebasetest" }
+func (noLoader) Name() string                   { return "lakebasetest" }
 func (noLoader) Configure(*config.Config) error { return nil }
 
 // AddInstance adds a provisioned instance, or replaces the one of the same

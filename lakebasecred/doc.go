@@ -1,0 +1,109 @@
+// Package lakebasecred finds a Databricks Lakebase database and hands out the
+// short-lived OAuth tokens that are its passwords, minted through
+// databricks-sdk-go and cached until shortly before they expire.
+//
+// A Source is made once per database, with New, and shared by the whole
+// process. Its Host, User and Database are resolved in New; Token returns a
+// valid token for each new login. The connector package turns a Source into
+// a database/sql connector (connector.ForLakebase).
+//
+// # Provisioned instance
+//
+// By name, or by one of its hostnames (read_write_dns or read_only_dns). The
+// host is the instance's read_write_dns, or its read_only_dns when it has no
+// read-write one:
+//
+//	w, err := databricks.NewWorkspaceClient() // DATABRICKS_HOST, DATABRICKS_TOKEN, ...
+//	if err != nil {
+//		return err
+//	}
+//	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Instance: "my-instance"})
+//	if err != nil {
+//		return err // *lakebasecred.ConfigError says what to set
+//	}
+//	fmt.Println(src.Host(), src.User(), src.Database())
+//	tok, err := src.Token(ctx) // the password of the next login
+//
+// Tokens come from w.Database.GenerateDatabaseCredential, each call with a
+// new request id.
+//
+// # Autoscaling endpoint
+//
+// By resource name, or by project and branch, which picks the branch's
+// READ_WRITE endpoint. The host is the endpoint's status.hosts.host:
+//
+//	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{
+//		Endpoint: "projects/my-project/branches/production/endpoints/primary",
+//	})
+//	// or
+//	src, err = lakebasecred.New(ctx, w, lakebasecred.Target{
+//		Project: "my-project",
+//		Branch:  "production",
+//	})
+//
+// Tokens come from w.Postgres.GenerateDatabaseCredential.
+//
+// # User and database
+//
+// The user is the current workspace user (w.CurrentUser.Me().UserName),
+// unless WithUser names the role; the database is "databricks_postgres",
+// unless WithDatabase names another:
+//
+//	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Instance: "my-instance"},
+//		lakebasecred.WithUser("6a1b...-service-principal-application-id"),
+//		lakebasecred.WithDatabase("agents"),
+//		lakebasecred.WithLogger(logger),
+//	)
+//
+// # Token cache
+//
+// A token is kept until a margin before the expiry the API returned: 5
+// minutes, or half the token's lifetime when that is shorter (a one-hour
+// token is replaced after 55 minutes). WithMaxTokenAge caps how long a token
+// is kept, and is the lifetime assumed when the API returns no expiry (one
+// hour by default).
+//
+//   - A fresh cached token is returned at once, without allocating, in tens
+//     of nanoseconds.
+//   - Inside the margin the cached token is still returned at once, and one
+//     mint of the next token runs in the background.
+//   - At most one mint runs at a time: 1000 concurrent calls on an empty
+//     cache make one API call. The mint runs detached from the callers'
+//     contexts, bounded by its own timeout (WithMintTimeout), so a caller
+//     whose context ends gets its context error while the others still get
+//     the token.
+//   - A failed mint is reported with slog (WithLogger) and retried with
+//     backoff (1s doubling to 30s) on later calls, while a still-valid
+//     token keeps being served. A token stops being served 30 seconds (or a
+//     tenth of its lifetime) before it expires.
+//   - With no valid token and the API failing, Token returns a
+//     *RefreshError within the caller's deadline; it never hangs.
+//   - Invalidate drops the cached token (the connector calls it when the
+//     database rejects a password); InvalidateToken drops it only if it is
+//     the given token.
+//
+// # Errors
+//
+// New returns a *ConfigError for a target or option that cannot work: its
+// Problems say what to set; retrying does not help. Token returns a
+// *RefreshError, which is retryable: its cause (Unwrap) is the API's error or
+// the caller's context error. After Close, Token returns ErrClosed.
+//
+// No error text, log record, String, GoString or LogValue of this package
+// ever contains a token.
+//
+// # Goroutines
+//
+// A Source runs a goroutine only while a mint is in progress; it ends when
+// the API answers or the mint timeout passes. Close ends it at once and
+// waits for it; a Source that is dropped without Close leaks nothing.
+//
+// # Testing
+//
+// Package lakebasetest is a fake Databricks control plane (httptest) whose
+// WorkspaceClient can be passed to New, for tests that run offline:
+//
+//	fake := lakebasetest.NewServer(t)
+//	fake.AddInstance(lakebasetest.Instance{Name: "my-instance", ReadWriteDNS: "127.0.0.1"})
+//	src, err := lakebasecred.New(ctx, fake.WorkspaceClient(), lakebasecred.Target{Instance: "my-instance"})
+package lakebasecred

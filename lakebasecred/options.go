@@ -1,0 +1,120 @@
+package lakebasecred
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of the options.
+const (
+	// DefaultDatabase is the database name unless WithDatabase is given.
+	DefaultDatabase = "databricks_postgres"
+	// DefaultMaxTokenAge is the cap on how long a token is cached, and its
+	// assumed lifetime when the API returns no expiry: one hour, the
+	// lifetime of a Lakebase token.
+	DefaultMaxTokenAge = time.Hour
+	// DefaultMintTimeout bounds one call of the credential API, SDK retries
+	// included.
+	DefaultMintTimeout = 30 * time.Second
+	// RefreshMargin is how long before a token's expiry a new one is
+	// minted: 5 minutes, or half the token's lifetime when that is shorter.
+	RefreshMargin = 5 * time.Minute
+)
+
+// Backoff between failed mints.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	user        string
+	userSet     bool
+	database    string
+	maxAge      time.Duration
+	mintTimeout time.Duration
+	logger      *slog.Logger
+	now         func() time.Time
+	problems    []string
+}
+
+func defaultOptions() options {
+	return options{
+		database:    DefaultDatabase,
+		maxAge:      DefaultMaxTokenAge,
+		mintTimeout: DefaultMintTimeout,
+		logger:      slog.Default(),
+		now:         time.Now,
+	}
+}
+
+// WithUser sets the PostgreSQL role to log in as, instead of the current
+// workspace user (w.CurrentUser.Me), which New then does not look up. Use it
+// for a service principal's application id or a role of your own.
+func WithUser(name string) Option {
+	return func(o *options) {
+		o.userSet = true
+		o.user = name
+		if name == "" {
+			o.problems = append(o.problems, "WithUser was given an empty name: pass a role name, or leave the option out to use the current workspace user")
+		}
+	}
+}
+
+// WithDatabase sets the database name; the default is DefaultDatabase
+// ("databricks_postgres").
+func WithDatabase(name string) Option {
+	return func(o *options) {
+		o.database = name
+		if name == "" {
+			o.problems = append(o.problems, "WithDatabase was given an empty name: pass a database name, or leave the option out for "+DefaultDatabase)
+		}
+	}
+}
+
+// WithMaxTokenAge caps how long a token is cached, counted from when it was
+// asked for, whatever expiry the API returns; it is also the lifetime
+// assumed when the API returns no expiry. The default is DefaultMaxTokenAge
+// (one hour). d must be positive.
+func WithMaxTokenAge(d time.Duration) Option {
+	return func(o *options) {
+		o.maxAge = d
+		if d <= 0 {
+			o.problems = append(o.problems, fmt.Sprintf("WithMaxTokenAge(%v) is not positive: pass a duration such as time.Hour", d))
+		}
+	}
+}
+
+// WithMintTimeout bounds each call of the credential API, including the
+// SDK's own retries of 429 and 503 answers (which otherwise go on for
+// minutes); the default is DefaultMintTimeout. A caller of Token never
+// waits longer than its own context allows, whatever this is. d must be
+// positive.
+func WithMintTimeout(d time.Duration) Option {
+	return func(o *options) {
+		o.mintTimeout = d
+		if d <= 0 {
+			o.problems = append(o.problems, fmt.Sprintf("WithMintTimeout(%v) is not positive: pass a duration such as 30*time.Second", d))
+		}
+	}
+}
+
+// WithLogger sets where refresh failures and recoveries are reported; the
+// default is slog.Default(). Log records carry the target, never a token.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		o.logger = l
+		if l == nil {
+			o.problems = append(o.problems, "WithLogger was given a nil logger: pass a *slog.Logger, or leave the option out for slog.Default()")
+		}
+	}
+}
+
+// withClock makes the Source read the time from now (tests).
+func withClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
