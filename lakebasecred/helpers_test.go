@@ -1,0 +1,214 @@
+package lakebasecred
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lakesession/lakesession/lakebasecred/lakebasetest"
+)
+
+// TestMain fails the run when a goroutine of this package is still alive
+// after every test has finished.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if stacks := leakedGoroutines(5 * time.Second); stacks != "" {
+			fmt.Fprintf(os.Stderr, "lakebasecred: goroutines still running after the tests:\n%s\n", stacks)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to d for every goroutine running code of this
+// package (a mint) to end, and returns the stacks of those that did not.
+func leakedGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "lakebasecred.(*Source)") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fakeClock is a clock that moves only when told, shared by the fake
+// control plane (token expiry times) and the Source.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// logRecord is one captured slog record, attributes flattened to text.
+type logRecord struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]string
+}
+
+// logSink is a slog.Handler that keeps every record, and the text form of
+// all of them for secret scanning.
+type logSink struct {
+	mu      sync.Mutex
+	records []logRecord
+	text    bytes.Buffer
+}
+
+func (h *logSink) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logSink) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h *logSink) WithGroup(string) slog.Handler             { return h }
+
+func (h *logSink) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.Attrs[a.Key] = a.Value.Resolve().String()
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, rec)
+	fmt.Fprintf(&h.text, "%s %s %v\n", r.Level, r.Message, rec.Attrs)
+	return nil
+}
+
+func (h *logSink) all() []logRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]logRecord(nil), h.records...)
+}
+
+func (h *logSink) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.text.String()
+}
+
+// find returns the records whose message contains msg.
+func (h *logSink) find(msg string) []logRecord {
+	var out []logRecord
+	for _, r := range h.all() {
+		if strings.Contains(r.Msg, msg) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+const (
+	instName = "my-instance"
+	instHost = "my-instance.database.example.com"
+	epName   = "projects/my-project/branches/production/endpoints/primary"
+	epHost   = "ep-primary.database.example.com"
+)
+
+// newFake starts a fake control plane with one provisioned instance and one
+// autoscaling endpoint.
+func newFake(t *testing.T, opts ...lakebasetest.Option) *lakebasetest.Server {
+	t.Helper()
+	fake := lakebasetest.NewServer(t, opts...)
+	fake.AddInstance(lakebasetest.Instance{Name: instName, ReadWriteDNS: instHost, ReadOnlyDNS: "ro-" + instHost})
+	fake.AddEndpoint(lakebasetest.Endpoint{Name: epName, Host: epHost})
+	return fake
+}
+
+// newSource makes a Source on fake and closes it when t ends.
+func newSource(t *testing.T, fake *lakebasetest.Server, target Target, opts ...Option) *Source {
+	t.Helper()
+	s, err := New(context.Background(), fake.WorkspaceClient(), target, opts...)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", target, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// waitIdle waits for the mint in progress, if any, to finish.
+func (s *Source) waitIdle() {
+	s.mu.Lock()
+	f := s.flight
+	s.mu.Unlock()
+	if f != nil {
+		<-f.done
+	}
+}
+
+// mustToken calls Token with a generous deadline and fails t on error.
+func mustToken(t *testing.T, s *Source) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := s.Token(ctx)
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	if tok == "" {
+		t.Fatal("Token returned an empty token")
+	}
+	return tok
+}
+
+// gate blocks the fake's OnMint hook until released, so that a test can
+// hold a mint in flight.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func newGate(t *testing.T, fake *lakebasetest.Server) *gate {
+	g := &gate{entered: make(chan struct{}, 100), release: make(chan struct{})}
+	fake.OnMint(func(lakebasetest.Mint) error {
+		g.entered <- struct{}{}
+		<-g.release
+		return nil
+	})
+	t.Cleanup(g.open)
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
+
+// waitEntered waits until a mint reached the hook.
+func (g *gate) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no mint reached the credential API")
+	}
+}
