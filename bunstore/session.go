@@ -1,0 +1,273 @@
+package bunstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/lakesession/lakesession"
+)
+
+// Session is the history of one session id in a Store. It implements
+// lakesession.Session and is safe for concurrent use; handles on one id from
+// one or several Stores on the same tables all see the same history.
+type Session struct {
+	store *Store
+	id    string
+}
+
+// SessionID returns the id this handle was opened with.
+func (s *Session) SessionID() string { return s.id }
+
+// GetItems returns the session's items, oldest first: all of them when
+// limit <= 0, else the latest limit items. On PostgreSQL it is one
+// statement, read through the (session_id, created_at, id) index; when
+// stored items are not valid JSON (reported, see WithCorruptItemHandler), a
+// follow-up statement fetches as many older items as were skipped.
+func (s *Session) GetItems(ctx context.Context, limit int) ([]json.RawMessage, error) {
+	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		return nil, fmt.Errorf("get items: %w", err)
+	}
+	var (
+		items []json.RawMessage
+		err   error
+	)
+	if limit <= 0 {
+		items, err = s.getAll(ctx)
+	} else {
+		items, err = s.getLatest(ctx, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get items from session %q: %w", s.id, err)
+	}
+	return items, nil
+}
+
+func (s *Session) getAll(ctx context.Context) ([]json.RawMessage, error) {
+	rows, err := s.store.db.QueryContext(ctx, s.store.q.getAll, s.id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []json.RawMessage{}
+	for rows.Next() {
+		var (
+			id   int64
+			data []byte
+		)
+		if err := rows.Scan(&id, &data); err != nil {
+			return nil, err
+		}
+		if s.store.valid(ctx, s.id, id, data) {
+			items = append(items, data)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, rows.Close()
+}
+
+func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, error) {
+	items := make([]json.RawMessage, 0, min(limit, 1024))
+	// Newest first; the key of the oldest row read so far continues the
+	// scan when corrupt rows left items short.
+	var (
+		keyTime any
+		keyID   int64
+	)
+	for first := true; len(items) < limit; first = false {
+		want := limit - len(items)
+		var (
+			rows *sql.Rows
+			err  error
+		)
+		if first {
+			rows, err = s.store.db.QueryContext(ctx, s.store.q.getLatest, s.id, want)
+		} else {
+			rows, err = s.store.db.QueryContext(ctx, s.store.q.getBefore, s.id, keyTime, keyID, want)
+		}
+		if err != nil {
+			return nil, err
+		}
+		n, skipped := 0, 0
+		for rows.Next() {
+			var data []byte
+			if s.store.dialect == dialect.PG {
+				var t time.Time
+				err = rows.Scan(&keyID, &t, &data)
+				keyTime = t
+			} else {
+				var t string
+				err = rows.Scan(&keyID, &t, &data)
+				keyTime = t
+			}
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			n++
+			if s.store.valid(ctx, s.id, keyID, data) {
+				items = append(items, data)
+			} else {
+				skipped++
+			}
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if n < want || skipped == 0 {
+			break // the session has no more rows, or the page is full
+		}
+	}
+	slices.Reverse(items)
+	return items, nil
+}
+
+// AddItems appends items as one batch, in the given order, after checking
+// every item (lakesession.CompactItem) and the session id. On PostgreSQL it
+// is one statement, also on the session's first write: it creates or
+// touches the session row and inserts the items. Concurrent batches of one
+// session are serialized by the session row's lock and come back in the
+// order they committed.
+func (s *Session) AddItems(ctx context.Context, items []json.RawMessage) error {
+	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		return fmt.Errorf("add items: %w", err)
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	data := make([]string, len(items))
+	for i, item := range items {
+		c, err := lakesession.CompactItem(item)
+		if err != nil {
+			return fmt.Errorf("add items to session %q: item %d of %d: %w", s.id, i, len(items), err)
+		}
+		if !utf8.Valid(c) {
+			return fmt.Errorf("add items to session %q: item %d of %d: %w: it is not valid UTF-8", s.id, i, len(items), lakesession.ErrInvalidItem)
+		}
+		data[i] = string(c)
+	}
+	var err error
+	if s.store.dialect == dialect.PG {
+		err = s.addPG(ctx, data)
+	} else {
+		err = s.addSQLite(ctx, data)
+	}
+	if err != nil {
+		return fmt.Errorf("add items to session %q: %w", s.id, err)
+	}
+	return nil
+}
+
+func (s *Session) addPG(ctx context.Context, data []string) error {
+	res, err := s.store.db.ExecContext(ctx, s.store.q.add, s.id, pgdialect.Array(data))
+	if err != nil {
+		return err
+	}
+	return checkAffected(res, len(data))
+}
+
+func (s *Session) addSQLite(ctx context.Context, data []string) error {
+	var b strings.Builder
+	b.Grow(len(s.store.q.addValues) + 8*len(data))
+	b.WriteString(s.store.q.addValues)
+	args := make([]any, 0, 2*len(data))
+	for i, d := range data {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, s.id, d)
+	}
+	insert := b.String()
+	return s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.store.q.add, s.id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, insert, args...)
+		if err != nil {
+			return err
+		}
+		return checkAffected(res, len(data))
+	})
+}
+
+// checkAffected guards against a statement that silently wrote fewer rows
+// than it was given.
+func checkAffected(res sql.Result, want int) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil // the driver does not count; the statement succeeded
+	}
+	if n != int64(want) {
+		return fmt.Errorf("the database stored %d rows for %d items", n, want)
+	}
+	return nil
+}
+
+// PopItem removes and returns the newest item, or (nil, nil) when the
+// session is empty. Each attempt is one statement that deletes the newest
+// row and returns it; on PostgreSQL concurrent pops skip a row another pop
+// holds, so they never return the same item. A row that is not valid JSON is
+// removed, reported (see WithCorruptItemHandler), and the next one popped.
+func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
+	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		return nil, fmt.Errorf("pop item: %w", err)
+	}
+	for {
+		var (
+			id   int64
+			data []byte
+		)
+		err := s.store.db.QueryRowContext(ctx, s.store.q.pop, s.id).Scan(&id, &data)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pop item from session %q: %w", s.id, err)
+		}
+		if s.store.valid(ctx, s.id, id, data) {
+			return data, nil
+		}
+	}
+}
+
+// ClearSession removes every item of the session and its session row. On
+// PostgreSQL it is one statement; it does not depend on the foreign key's
+// ON DELETE CASCADE.
+func (s *Session) ClearSession(ctx context.Context) error {
+	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		return fmt.Errorf("clear session: %w", err)
+	}
+	var err error
+	if s.store.dialect == dialect.PG {
+		_, err = s.store.db.ExecContext(ctx, s.store.q.clear, s.id, s.id)
+	} else {
+		err = s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.ExecContext(ctx, s.store.q.clear, s.id); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.store.q.clearSession, s.id)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("clear session %q: %w", s.id, err)
+	}
+	return nil
+}

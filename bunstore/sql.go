@@ -1,0 +1,129 @@
+package bunstore
+
+import (
+	"strings"
+
+	"github.com/uptrace/bun/dialect"
+)
+
+// statements are the SQL texts of one Store, built once by New with its
+// quoted table names. Placeholders are Bun's "?".
+type statements struct {
+	// add appends a batch. PostgreSQL: the whole call, one statement (args:
+	// session id, text[] of items). SQLite: the session upsert, followed in
+	// the same transaction by addValues with one "(?, ?)" per item.
+	add       string
+	addValues string
+
+	// getAll reads every item oldest first (args: session id).
+	getAll string
+	// getLatest reads the newest items first (args: session id, limit);
+	// getBefore continues it below a (created_at, id) key (args: session
+	// id, created_at, id, limit). They return id, created_at as a key and
+	// message_data.
+	getLatest string
+	getBefore string
+
+	// pop deletes the newest item and returns its id and message_data
+	// (args: session id).
+	pop string
+
+	// clear removes the items and the session row (args: session id, twice
+	// on PostgreSQL). SQLite: clear deletes the items and clearSession the
+	// row, in one transaction.
+	clear        string
+	clearSession string
+
+	// list reads sessions newest first (args: limit); listAfter continues
+	// below an (updated_at, session_id) key (args: updated_at, session id,
+	// limit). They return session_id, created_at, updated_at as instants,
+	// and updated_at as a key.
+	list      string
+	listAfter string
+
+	// deleteOld removes the sessions not updated since a time. PostgreSQL:
+	// one statement returning the count (args: time). SQLite: deleteOld
+	// deletes their items and deleteOldSessions the rows, in one
+	// transaction (args: time as text).
+	deleteOld         string
+	deleteOldSessions string
+}
+
+func buildStatements(d dialect.Name, n tableNames) statements {
+	r := strings.NewReplacer("{S}", n.sessions, "{M}", n.messages)
+	if d == dialect.PG {
+		return statements{
+			// The upsert locks the session row until commit, so concurrent
+			// batches of one session run one after the other. created_at is
+			// read from the clock once per batch, after that lock is held
+			// (t reads s): a batch that waited gets a later created_at than
+			// the one it waited for, and later ids. CAST to timestamp
+			// converts to the connection's TimeZone, as the column's
+			// CURRENT_TIMESTAMP default does.
+			add: r.Replace(`WITH s AS (` +
+				`INSERT INTO {S} AS s (session_id) VALUES (?) ` +
+				`ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP ` +
+				`RETURNING s.session_id), ` +
+				`t AS MATERIALIZED (SELECT s.session_id, CAST(clock_timestamp() AS timestamp) AS created_at FROM s) ` +
+				`INSERT INTO {M} (session_id, message_data, created_at) ` +
+				`SELECT t.session_id, i.message_data, t.created_at ` +
+				`FROM t CROSS JOIN unnest(CAST(? AS text[])) WITH ORDINALITY AS i(message_data, n) ` +
+				`ORDER BY i.n`),
+			getAll: r.Replace(`SELECT id, message_data FROM {M} ` +
+				`WHERE session_id = ? ORDER BY created_at, id`),
+			getLatest: r.Replace(`SELECT id, created_at, message_data FROM {M} ` +
+				`WHERE session_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
+			getBefore: r.Replace(`SELECT id, created_at, message_data FROM {M} ` +
+				`WHERE session_id = ? AND (created_at, id) < (CAST(? AS timestamp), ?) ` +
+				`ORDER BY created_at DESC, id DESC LIMIT ?`),
+			// SKIP LOCKED: concurrent pops each take a different row
+			// instead of waiting for one another and finding it gone.
+			pop: r.Replace(`DELETE FROM {M} WHERE id = (` +
+				`SELECT id FROM {M} WHERE session_id = ? ` +
+				`ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED) ` +
+				`RETURNING id, message_data`),
+			clear: r.Replace(`WITH m AS (DELETE FROM {M} WHERE session_id = ?) ` +
+				`DELETE FROM {S} WHERE session_id = ?`),
+			list: r.Replace(`SELECT session_id, CAST(created_at AS timestamptz) AS created, CAST(updated_at AS timestamptz) AS updated, updated_at ` +
+				`FROM {S} ORDER BY updated_at DESC, session_id DESC LIMIT ?`),
+			listAfter: r.Replace(`SELECT session_id, CAST(created_at AS timestamptz) AS created, CAST(updated_at AS timestamptz) AS updated, updated_at ` +
+				`FROM {S} WHERE (updated_at, session_id) < (CAST(? AS timestamp), ?) ` +
+				`ORDER BY updated_at DESC, session_id DESC LIMIT ?`),
+			// The time is compared in the connection's TimeZone, the one
+			// updated_at was written in.
+			deleteOld: r.Replace(`WITH d AS (DELETE FROM {S} ` +
+				`WHERE updated_at < CAST(CAST(? AS timestamptz) AS timestamp) RETURNING session_id), ` +
+				`m AS (DELETE FROM {M} WHERE session_id IN (SELECT session_id FROM d)) ` +
+				`SELECT count(*) FROM d`),
+		}
+	}
+	// SQLite: CURRENT_TIMESTAMP is UTC text, the same for every row of one
+	// statement. Writers take the database's write lock one at a time, so
+	// ids follow commit order.
+	return statements{
+		add: r.Replace(`INSERT INTO {S} (session_id) VALUES (?) ` +
+			`ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP`),
+		addValues: r.Replace(`INSERT INTO {M} (session_id, message_data) VALUES `),
+		getAll: r.Replace(`SELECT id, message_data FROM {M} ` +
+			`WHERE session_id = ? ORDER BY created_at, id`),
+		getLatest: r.Replace(`SELECT id, CAST(created_at AS TEXT), message_data FROM {M} ` +
+			`WHERE session_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
+		getBefore: r.Replace(`SELECT id, CAST(created_at AS TEXT), message_data FROM {M} ` +
+			`WHERE session_id = ? AND (created_at, id) < (?, ?) ` +
+			`ORDER BY created_at DESC, id DESC LIMIT ?`),
+		pop: r.Replace(`DELETE FROM {M} WHERE id = (` +
+			`SELECT id FROM {M} WHERE session_id = ? ` +
+			`ORDER BY created_at DESC, id DESC LIMIT 1) ` +
+			`RETURNING id, message_data`),
+		clear:        r.Replace(`DELETE FROM {M} WHERE session_id = ?`),
+		clearSession: r.Replace(`DELETE FROM {S} WHERE session_id = ?`),
+		list: r.Replace(`SELECT session_id, CAST(created_at AS TEXT) AS created, CAST(updated_at AS TEXT) AS updated, CAST(updated_at AS TEXT) AS updated_key ` +
+			`FROM {S} ORDER BY updated_at DESC, session_id DESC LIMIT ?`),
+		listAfter: r.Replace(`SELECT session_id, CAST(created_at AS TEXT) AS created, CAST(updated_at AS TEXT) AS updated, CAST(updated_at AS TEXT) AS updated_key ` +
+			`FROM {S} WHERE (updated_at, session_id) < (?, ?) ` +
+			`ORDER BY updated_at DESC, session_id DESC LIMIT ?`),
+		deleteOld: r.Replace(`DELETE FROM {M} WHERE session_id IN ` +
+			`(SELECT session_id FROM {S} WHERE updated_at < ?)`),
+		deleteOldSessions: r.Replace(`DELETE FROM {S} WHERE updated_at < ?`),
+	}
+}

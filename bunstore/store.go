@@ -1,0 +1,227 @@
+package bunstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+
+	"github.com/lakesession/lakesession"
+)
+
+var (
+	// ErrInvalidConfig is returned by New when an option is not valid. The
+	// error lists every problem found.
+	ErrInvalidConfig = errors.New("bunstore: invalid configuration")
+
+	// ErrInvalidCursor is returned by ListSessions for a cursor that it did
+	// not hand out.
+	ErrInvalidCursor = errors.New("bunstore: invalid cursor")
+
+	// ErrCorruptItem is wrapped by CorruptItem.Err: a stored item is not
+	// valid JSON.
+	ErrCorruptItem = errors.New("bunstore: stored item is not valid JSON")
+)
+
+// MaxIdentifierLen is the longest table or schema name accepted, in bytes
+// (PostgreSQL's limit).
+const MaxIdentifierLen = 63
+
+var _ lakesession.Session = (*Session)(nil)
+
+// Store keeps the sessions of one database. It is safe for concurrent use;
+// create one per database and share it.
+type Store struct {
+	db      bun.IDB
+	dialect dialect.Name
+	cfg     config
+	q       statements
+}
+
+type config struct {
+	schema   string
+	sessions string
+	messages string
+	logger   *slog.Logger
+	corrupt  func(ctx context.Context, c CorruptItem)
+	problems []string
+}
+
+// Option configures a Store.
+type Option func(*config)
+
+// WithTables sets the names of the sessions and messages tables (default
+// "agent_sessions" and "agent_messages", as in the Python
+// SQLAlchemySession). Names are letters, digits and underscores, not
+// starting with a digit, at most MaxIdentifierLen bytes; they are quoted in
+// SQL, so they are case-sensitive.
+func WithTables(sessions, messages string) Option {
+	return func(c *config) {
+		if err := checkIdent(sessions); err != nil {
+			c.problems = append(c.problems, "WithTables: sessions table name "+err.Error())
+		}
+		if err := checkIdent(messages); err != nil {
+			c.problems = append(c.problems, "WithTables: messages table name "+err.Error())
+		}
+		c.sessions, c.messages = sessions, messages
+	}
+}
+
+// WithSchema puts the tables in a schema (PostgreSQL) or an attached
+// database (SQLite) instead of the connection's default (the search path on
+// PostgreSQL, "main" on SQLite). The name follows the rules of WithTables.
+func WithSchema(name string) Option {
+	return func(c *config) {
+		if err := checkIdent(name); err != nil {
+			c.problems = append(c.problems, "WithSchema: schema name "+err.Error())
+		}
+		c.schema = name
+	}
+}
+
+// WithLogger sets where stored items that are not valid JSON are reported
+// when no WithCorruptItemHandler is set; the default is slog.Default().
+// The log record has the session id, the message id and the error, never
+// the item's content.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.problems = append(c.problems, "WithLogger: the logger is nil; omit the option to log to slog.Default()")
+		}
+		c.logger = l
+	}
+}
+
+// WithCorruptItemHandler sets a function called for every stored item that
+// is not valid JSON, instead of logging it. GetItems skips such an item and
+// PopItem removes it and pops the next one; fn receives its content, so it
+// can be kept or repaired. fn runs on the caller's goroutine, before the
+// call that found the item returns.
+func WithCorruptItemHandler(fn func(ctx context.Context, c CorruptItem)) Option {
+	return func(c *config) {
+		if fn == nil {
+			c.problems = append(c.problems, "WithCorruptItemHandler: the handler is nil; omit the option to log corrupt items instead")
+		}
+		c.corrupt = fn
+	}
+}
+
+// New returns a Store on db, which may be a *bun.DB, a bun.Conn or a bun.Tx
+// whose dialect is PostgreSQL (pgdialect) or SQLite (sqlitedialect). It
+// checks every option and reports all problems at once, in an error that
+// wraps ErrInvalidConfig; it does not touch the database.
+func New(db bun.IDB, opts ...Option) (*Store, error) {
+	cfg := config{
+		sessions: "agent_sessions",
+		messages: "agent_messages",
+		logger:   slog.Default(),
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			cfg.problems = append(cfg.problems, "an option is nil")
+			continue
+		}
+		opt(&cfg)
+	}
+	var name dialect.Name
+	if db == nil {
+		cfg.problems = append(cfg.problems, "the database is nil; pass a *bun.DB, bun.Conn or bun.Tx")
+	} else {
+		name = db.Dialect().Name()
+		if name != dialect.PG && name != dialect.SQLite {
+			cfg.problems = append(cfg.problems, fmt.Sprintf("the %s dialect is not supported; use PostgreSQL (pgdialect) or SQLite (sqlitedialect)", name))
+		}
+	}
+	if cfg.sessions == cfg.messages && cfg.sessions != "" {
+		cfg.problems = append(cfg.problems, fmt.Sprintf("WithTables: the sessions and messages tables are both named %q; give them different names", cfg.sessions))
+	}
+	if len(cfg.problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(cfg.problems, "; "))
+	}
+	cfg.problems = nil
+	s := &Store{db: db, dialect: name, cfg: cfg}
+	s.q = buildStatements(name, s.names())
+	return s, nil
+}
+
+// Session returns a handle on the session with the given id. It is cheap
+// and does not touch the database; the id is checked by each method of the
+// handle, which returns lakesession.ErrInvalidSessionID for an invalid one.
+func (s *Store) Session(id string) *Session {
+	return &Session{store: s, id: id}
+}
+
+// tableNames are the quoted, possibly schema-qualified names used in SQL.
+type tableNames struct {
+	sessions      string // "schema"."agent_sessions" or "agent_sessions"
+	messages      string
+	sessionsLocal string // unqualified, for SQLite foreign keys
+	schema        string // quoted schema, or ""
+	orderIndex    string // quoted index names, unqualified
+	updatedIndex  string
+}
+
+func (s *Store) names() tableNames {
+	n := tableNames{
+		sessionsLocal: quoteIdent(s.cfg.sessions),
+		orderIndex:    quoteIdent(indexName(s.cfg.messages, "_session_order")),
+		updatedIndex:  quoteIdent(indexName(s.cfg.sessions, "_updated")),
+	}
+	n.sessions = n.sessionsLocal
+	n.messages = quoteIdent(s.cfg.messages)
+	if s.cfg.schema != "" {
+		n.schema = quoteIdent(s.cfg.schema)
+		n.sessions = n.schema + "." + n.sessions
+		n.messages = n.schema + "." + n.messages
+	}
+	return n
+}
+
+// checkIdent reports why name is not a valid table or schema name; the
+// message starts with the quoted name.
+func checkIdent(name string) error {
+	if name == "" {
+		return errors.New(`"" is empty`)
+	}
+	if len(name) > MaxIdentifierLen {
+		return fmt.Errorf("%.20q... is %d bytes long; use at most %d", name, len(name), MaxIdentifierLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case '0' <= c && c <= '9':
+			if i == 0 {
+				return fmt.Errorf("%q starts with a digit; start it with a letter or an underscore", name)
+			}
+		default:
+			return fmt.Errorf("%q contains %q; use only letters, digits and underscores", name, rune(c))
+		}
+	}
+	return nil
+}
+
+// quoteIdent quotes a name checked by checkIdent. PostgreSQL and SQLite both
+// quote identifiers with double quotes; a checked name contains none.
+func quoteIdent(name string) string {
+	return `"` + name + `"`
+}
+
+// indexName is "idx_" + table + suffix, shortened with a hash of the full
+// name when it would exceed the identifier limit (PostgreSQL would truncate
+// it, and two long table names could then share one index name).
+func indexName(table, suffix string) string {
+	name := "idx_" + table + suffix
+	if len(name) <= MaxIdentifierLen {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	tail := fmt.Sprintf("_%08x", h.Sum32())
+	return name[:MaxIdentifierLen-len(tail)] + tail
+}
