@@ -49,7 +49,7 @@ const (
 	bugReencode         bug = "reencode"            // stores items decoded and encoded again
 	bugDropsNULEscape   bug = "drops-nul-escape"    // drops \u0000 escapes, as a jsonb column would refuse them
 	bugItemSizeLimit    bug = "item-size-limit"     // refuses items over 64 KiB
-	bugBatchSizeLimit   bug = "batch-size-limit"    // refuses batches over 10,000 items
+	bugBatchSizeLimit   bug = "batch-size-limit"    // refuses batches over 1,000 items
 	bugClearAll         bug = "clear-all"           // ClearSession clears every session
 	bugClearLike        bug = "clear-like"          // ClearSession matches the id as a LIKE pattern
 	bugCaseInsensitive  bug = "case-insensitive"    // ids are compared without case
@@ -192,7 +192,7 @@ func (s *memSession) AddItems(ctx context.Context, items []json.RawMessage) erro
 		}
 		return nil
 	}
-	if m.bug == bugBatchSizeLimit && len(items) > 10000 {
+	if m.bug == bugBatchSizeLimit && len(items) > 1000 {
 		return fmt.Errorf("add items to session %q: too many items", s.id)
 	}
 	batch := make([][]byte, 0, len(items))
