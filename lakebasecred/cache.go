@@ -203,11 +203,13 @@ func (s *Source) run(f *flight) {
 	}
 	s.flight = nil
 	s.inflight.Store(false)
-	close(f.done)
 	s.mu.Unlock()
+	// Report before waking the waiters, so that a caller that got the
+	// result finds it reported; new callers no longer wait for this flight.
 	for _, l := range logs {
 		l()
 	}
+	close(f.done)
 }
 
 // newCached works out when a token minted between start and end is to be

@@ -149,6 +149,8 @@ func newFake(t *testing.T, opts ...lakebasetest.Option) *lakebasetest.Server {
 // newSource makes a Source on fake and closes it when t ends.
 func newSource(t *testing.T, fake *lakebasetest.Server, target Target, opts ...Option) *Source {
 	t.Helper()
+	// Quiet by default; a test that reads the log passes its own WithLogger.
+	opts = append([]Option{WithLogger(slog.New(&logSink{}))}, opts...)
 	s, err := New(context.Background(), fake.WorkspaceClient(), target, opts...)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", target, err)
