@@ -1,0 +1,260 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/lakesession/lakesession/examples/agentserver/agent"
+)
+
+// chatMessage is a chat completions message as the fake endpoint reads it.
+type chatMessage struct {
+	Role       string `json:"role"`
+	Content    any    `json:"content"`
+	ToolCallID string `json:"tool_call_id"`
+	ToolCalls  []struct {
+		ID       string `json:"id"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	} `json:"tool_calls"`
+}
+
+// fakeOpenAI is an OpenAI-compatible chat completions endpoint. Its reply
+// says how many messages it was sent and quotes the last one; a last
+// message "fail" is answered with 500.
+type fakeOpenAI struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	requests [][]chatMessage
+}
+
+func newFakeOpenAI(t *testing.T) *fakeOpenAI {
+	f := &fakeOpenAI{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions" {
+			http.Error(w, `{"error":{"message":"no such route"}}`, http.StatusNotFound)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer test-key" {
+			http.Error(w, `{"error":{"message":"bad key"}}`, http.StatusUnauthorized)
+			return
+		}
+		var req struct {
+			Model    string        `json:"model"`
+			Messages []chatMessage `json:"messages"`
+			Stream   bool          `json:"stream"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != "test-model" {
+			http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.requests = append(f.requests, req.Messages)
+		f.mu.Unlock()
+		last := req.Messages[len(req.Messages)-1]
+		if last.Content == "fail" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error":{"message":"the model is down","type":"server_error"}}`)
+			return
+		}
+		reply := fmt.Sprintf("I was sent %d messages; the last: %v", len(req.Messages), last.Content)
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{
+				"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req.Model,
+				"choices": []any{map[string]any{
+					"index": 0, "finish_reason": "stop",
+					"message": map[string]any{"role": "assistant", "content": reply},
+				}},
+			})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta map[string]any, finish any) {
+			b, _ := json.Marshal(map[string]any{
+				"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}},
+			})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+			w.(http.Flusher).Flush()
+		}
+		chunk(map[string]any{"role": "assistant", "content": ""}, nil)
+		for _, word := range strings.SplitAfter(reply, " ") {
+			chunk(map[string]any{"content": word}, nil)
+		}
+		chunk(map[string]any{}, "stop")
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeOpenAI) lastRequest(t *testing.T) []chatMessage {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.requests) == 0 {
+		t.Fatal("the model endpoint was not called")
+	}
+	return f.requests[len(f.requests)-1]
+}
+
+func (f *fakeOpenAI) model(t *testing.T) *agent.OpenAIModel {
+	t.Helper()
+	m, err := agent.NewOpenAIModel(agent.OpenAIConfig{
+		BaseURL:      f.srv.URL + "/v1/",
+		APIKey:       "test-key",
+		Model:        "test-model",
+		Instructions: "Be brief.",
+		Options:      []option.RequestOption{option.WithMaxRetries(0)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func roles(msgs []chatMessage) string {
+	var r []string
+	for _, m := range msgs {
+		r = append(r, m.Role)
+	}
+	return strings.Join(r, ",")
+}
+
+func TestOpenAIModelThroughHandler(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	e := newTestEnv(t, fake.model(t))
+
+	first := e.turn(t, "", "Hello I live in SF!")
+	sid := first.CustomOutputs.SessionID
+	if first.Model != "test-model" {
+		t.Errorf("model = %q", first.Model)
+	}
+	firstText := outputText(t, first.Output[0])
+	if firstText != "I was sent 2 messages; the last: Hello I live in SF!" {
+		t.Errorf("first reply %q", firstText)
+	}
+	if got := roles(fake.lastRequest(t)); got != "system,user" {
+		t.Errorf("first request roles %s, want system,user", got)
+	}
+
+	// The second turn is streamed; the model gets the history.
+	events := e.streamTurn(t, requestBody(t, sid, "What city did I say I live in?", true))
+	msgs := fake.lastRequest(t)
+	if got := roles(msgs); got != "system,user,assistant,user" {
+		t.Fatalf("second request roles %s, want system,user,assistant,user", got)
+	}
+	if msgs[0].Content != "Be brief." || msgs[1].Content != "Hello I live in SF!" ||
+		msgs[2].Content != firstText || msgs[3].Content != "What city did I say I live in?" {
+		t.Errorf("second request messages %+v", msgs)
+	}
+	var deltas int
+	for _, ev := range events {
+		if ev.name == "response.output_text.delta" {
+			deltas++
+		}
+	}
+	last := events[len(events)-1]
+	var completed response
+	if err := json.Unmarshal(last.data["response"], &completed); err != nil {
+		t.Fatal(err)
+	}
+	want := "I was sent 4 messages; the last: What city did I say I live in?"
+	if last.name != "response.completed" || completed.CustomOutputs.SessionID != sid || outputText(t, completed.Output[0]) != want {
+		t.Fatalf("stream ends with %s", last.raw)
+	}
+	if deltas < 5 {
+		t.Errorf("%d deltas; the endpoint's chunks were not streamed through", deltas)
+	}
+	items := e.items(t, sid)
+	if len(items) != 4 || outputText(t, items[3]) != want {
+		t.Errorf("stored %s", items)
+	}
+
+	// Function calls from an agent with tools sharing the session become tool
+	// calls and tool messages.
+	status, _, body := e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[
+		{"type":"function_call","call_id":"c1","name":"weather","arguments":"{\"city\":\"SF\"}"},
+		{"type":"function_call","call_id":"c2","name":"time","arguments":"{}"},
+		{"type":"function_call_output","call_id":"c1","output":"foggy"},
+		{"type":"function_call_output","call_id":"c2","output":"noon"},
+		{"type":"reasoning","summary":[]},
+		{"role":"user","content":[{"type":"input_text","text":"Summarize."}]}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("tool turn: %d %s", status, body)
+	}
+	msgs = fake.lastRequest(t)
+	if got := roles(msgs); got != "system,user,assistant,user,assistant,assistant,tool,tool,user" {
+		t.Fatalf("tool turn roles %s", got)
+	}
+	calls := msgs[5]
+	if len(calls.ToolCalls) != 2 || calls.ToolCalls[0].ID != "c1" || calls.ToolCalls[0].Function.Name != "weather" ||
+		calls.ToolCalls[0].Function.Arguments != `{"city":"SF"}` || calls.ToolCalls[1].ID != "c2" {
+		t.Errorf("tool calls %+v", calls)
+	}
+	if msgs[6].ToolCallID != "c1" || msgs[6].Content != "foggy" || msgs[7].ToolCallID != "c2" || msgs[8].Content != "Summarize." {
+		t.Errorf("tool messages %+v", msgs[6:])
+	}
+	if n := len(e.items(t, sid)); n != 4+7 {
+		t.Errorf("stored %d items after the tool turn, want 11", n)
+	}
+}
+
+func TestOpenAIModelHistoryLimit(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	e := newTestEnv(t, fake.model(t))
+	e.h.HistoryLimit = 2
+	for i := range 3 {
+		e.turn(t, "limited", fmt.Sprintf("message %d", i))
+	}
+	// History: the latest 2 of 4 items (the second turn), then the input.
+	msgs := fake.lastRequest(t)
+	if got := roles(msgs); got != "system,user,assistant,user" || msgs[1].Content != "message 1" {
+		t.Errorf("with HistoryLimit 2 the model got %+v", msgs)
+	}
+	if n := len(e.items(t, "limited")); n != 6 {
+		t.Errorf("stored %d items, want 6: the limit is on what the model sees, not on storage", n)
+	}
+}
+
+func TestOpenAIModelFailure(t *testing.T) {
+	fake := newFakeOpenAI(t)
+	e := newTestEnv(t, fake.model(t))
+	e.turn(t, "s", "Hello")
+	before, beforeMsgs := e.counts(t)
+
+	status, ctype, body := e.post(t, requestBody(t, "s", "fail", false))
+	if status != http.StatusBadGateway || ctype != "application/json" || !strings.Contains(string(body), `"type":"model_error"`) {
+		t.Errorf("model failure answered %d %s %s, want 502 model_error", status, ctype, body)
+	}
+	if strings.Contains(string(body), "test-key") {
+		t.Errorf("the API key leaked into the error: %s", body)
+	}
+	events := e.streamTurn(t, requestBody(t, "s", "fail", true))
+	last := events[len(events)-1]
+	if last.name != "response.failed" || !strings.Contains(last.raw, `"code":"model_error"`) {
+		t.Errorf("streamed model failure ends with %s", last.raw)
+	}
+	if s, m := e.counts(t); s != before || m != beforeMsgs {
+		t.Errorf("a failed model call stored something: %d sessions, %d messages", s, m)
+	}
+}
+
+func TestNewOpenAIModelNeedsModel(t *testing.T) {
+	_, err := agent.NewOpenAIModel(agent.OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1/"})
+	if err == nil || !strings.Contains(err.Error(), "OPENAI_MODEL") {
+		t.Errorf("NewOpenAIModel without a model: %v", err)
+	}
+}
