@@ -181,7 +181,7 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 		t.Fatalf("last page = %+v; want 1 session and no cursor", page)
 	}
 
-	mock.ExpectQuery(sqlLike(`WITH d AS (DELETE FROM "agent_sessions" WHERE updated_at < CAST(CAST('2025-01-02 03:04:05.000006+00:00' AS timestamptz) AS timestamp) RETURNING session_id), `+
+	mock.ExpectQuery(sqlLike(`WITH d AS (DELETE FROM "agent_sessions" WHERE updated_at < CAST(CAST('2025-01-02 03:04:05.000006+00:00' AS timestamptz) AS timestamp) RETURNING session_id), ` +
 		`m AS (DELETE FROM "agent_messages" WHERE session_id IN (SELECT session_id FROM d)) SELECT count(*) FROM d`)).
 		WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(7))
 	n, err := st.DeleteSessions(context.Background(), ts)
@@ -245,22 +245,29 @@ func TestMockDatabaseErrors(t *testing.T) {
 		{
 			name:   "AddItems",
 			expect: func(m sqlmock.Sqlmock) { m.ExpectExec(sqlLike(`INSERT INTO "agent_messages"`)).WillReturnError(errDB) },
-			call:   func(st *bunstore.Store) error { return st.Session("sess-1").AddItems(context.Background(), raw(`{}`, `{}`)) },
-			want:   `add items to session "sess-1": `,
+			call: func(st *bunstore.Store) error {
+				return st.Session("sess-1").AddItems(context.Background(), raw(`{}`, `{}`))
+			},
+			want: `add items to session "sess-1": `,
 		},
 		{
 			name: "AddItemsShortWrite",
 			expect: func(m sqlmock.Sqlmock) {
 				m.ExpectExec(sqlLike(`INSERT INTO "agent_messages"`)).WillReturnResult(sqlmock.NewResult(0, 1))
 			},
-			call: func(st *bunstore.Store) error { return st.Session("sess-1").AddItems(context.Background(), raw(`{}`, `{}`)) },
+			call: func(st *bunstore.Store) error {
+				return st.Session("sess-1").AddItems(context.Background(), raw(`{}`, `{}`))
+			},
 			want: `add items to session "sess-1": the database stored 1 rows for 2 items`,
 		},
 		{
 			name:   "GetItemsAll",
 			expect: func(m sqlmock.Sqlmock) { m.ExpectQuery(sqlLike(`ORDER BY created_at, id`)).WillReturnError(errDB) },
-			call:   func(st *bunstore.Store) error { _, err := st.Session("sess-1").GetItems(context.Background(), 0); return err },
-			want:   `get items from session "sess-1": `,
+			call: func(st *bunstore.Store) error {
+				_, err := st.Session("sess-1").GetItems(context.Background(), 0)
+				return err
+			},
+			want: `get items from session "sess-1": `,
 		},
 		{
 			name: "GetItemsAllRowError",
@@ -268,14 +275,20 @@ func TestMockDatabaseErrors(t *testing.T) {
 				m.ExpectQuery(sqlLike(`ORDER BY created_at, id`)).WillReturnRows(
 					sqlmock.NewRows([]string{"id", "message_data"}).AddRow(1, `{}`).AddRow(2, `{}`).RowError(1, errDB))
 			},
-			call: func(st *bunstore.Store) error { _, err := st.Session("sess-1").GetItems(context.Background(), 0); return err },
+			call: func(st *bunstore.Store) error {
+				_, err := st.Session("sess-1").GetItems(context.Background(), 0)
+				return err
+			},
 			want: `get items from session "sess-1": `,
 		},
 		{
 			name:   "GetItemsLatest",
 			expect: func(m sqlmock.Sqlmock) { m.ExpectQuery(sqlLike(`DESC LIMIT 5`)).WillReturnError(errDB) },
-			call:   func(st *bunstore.Store) error { _, err := st.Session("sess-1").GetItems(context.Background(), 5); return err },
-			want:   `get items from session "sess-1": `,
+			call: func(st *bunstore.Store) error {
+				_, err := st.Session("sess-1").GetItems(context.Background(), 5)
+				return err
+			},
+			want: `get items from session "sess-1": `,
 		},
 		{
 			name: "GetItemsLatestRowError",
@@ -283,7 +296,10 @@ func TestMockDatabaseErrors(t *testing.T) {
 				m.ExpectQuery(sqlLike(`DESC LIMIT 5`)).WillReturnRows(
 					sqlmock.NewRows([]string{"id", "created_at", "message_data"}).AddRow(2, time.Now(), `{}`).RowError(0, errDB))
 			},
-			call: func(st *bunstore.Store) error { _, err := st.Session("sess-1").GetItems(context.Background(), 5); return err },
+			call: func(st *bunstore.Store) error {
+				_, err := st.Session("sess-1").GetItems(context.Background(), 5)
+				return err
+			},
 			want: `get items from session "sess-1": `,
 		},
 		{
@@ -293,14 +309,20 @@ func TestMockDatabaseErrors(t *testing.T) {
 					sqlmock.NewRows([]string{"id", "created_at", "message_data"}).AddRow(2, time.Now(), `{`))
 				m.ExpectQuery(sqlLike(`(created_at, id) <`)).WillReturnError(errDB)
 			},
-			call: func(st *bunstore.Store) error { _, err := st.Session("sess-1").GetItems(context.Background(), 1); return err },
+			call: func(st *bunstore.Store) error {
+				_, err := st.Session("sess-1").GetItems(context.Background(), 1)
+				return err
+			},
 			want: `get items from session "sess-1": `,
 		},
 		{
 			name:   "PopItem",
 			expect: func(m sqlmock.Sqlmock) { m.ExpectQuery(sqlLike(`DELETE FROM "agent_messages"`)).WillReturnError(errDB) },
-			call:   func(st *bunstore.Store) error { _, err := st.Session("sess-1").PopItem(context.Background()); return err },
-			want:   `pop item from session "sess-1": `,
+			call: func(st *bunstore.Store) error {
+				_, err := st.Session("sess-1").PopItem(context.Background())
+				return err
+			},
+			want: `pop item from session "sess-1": `,
 		},
 		{
 			name:   "ClearSession",
