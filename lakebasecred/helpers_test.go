@@ -90,8 +90,8 @@ type logSink struct {
 }
 
 func (h *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logSink) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *logSink) WithGroup(string) slog.Handler             { return h }
+func (h *logSink) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *logSink) WithGroup(string) slog.Handler            { return h }
 
 func (h *logSink) Handle(_ context.Context, r slog.Record) error {
 	rec := logRecord{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
