@@ -35,9 +35,10 @@
 //
 // Fail makes an operation answer with an HTTP status for the next N calls
 // or until ClearFailures; SetDelay slows an operation down; Calls counts the
-// requests of each operation. The clients of WorkspaceClient give up SDK
-// retries of 429 and 503 after one second, so failures surface quickly;
-// Config returns the configuration to change that.
+// requests of each operation. The clients of WorkspaceClient end the SDK's
+// retry loop for 429 and 503 after one second, so such failures surface in
+// about a second instead of minutes; Config returns the configuration to
+// change that.
 //
 // # Testing an app offline
 //

@@ -255,8 +255,9 @@ func (s *Server) URL() string { return s.srv.URL }
 // Config returns a new SDK configuration pointed at the fake: PAT
 // authentication with the token the fake expects, no environment variables
 // or configuration files read, no host metadata lookup, no client-side rate
-// limit, and SDK retries of 429 and 503 answers given up after one second,
-// so that failures surface quickly. Change it before passing it to
+// limit, and the SDK's retry loop for 429 and 503 answers limited to one
+// second (its first backoff is longer, so such an answer surfaces after
+// about a second instead of minutes). Change it before passing it to
 // databricks.NewWorkspaceClient, e.g. set RetryTimeoutSeconds to 0 for the
 // SDK's default of several minutes.
 func (s *Server) Config() *databricks.Config {
@@ -392,8 +393,8 @@ func (s *Server) Lookup(token string) (Mint, bool) {
 
 // Fail makes the next times calls of op answer with HTTP status (and a
 // Databricks error body); times <= 0 fails every call until ClearFailures.
-// 429 and 503 are retried by the SDK (for one second with the clients of
-// Config) before the error surfaces; other statuses surface at once. A call
+// 429 and 503 surface after about a second with the clients of Config (the
+// SDK's retry loop); other statuses surface at once. A call
 // that fails is still counted by Calls.
 func (s *Server) Fail(op Op, status int, times int) {
 	if times <= 0 {
