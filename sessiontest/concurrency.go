@@ -28,6 +28,9 @@ func (s *suite) testConcurrency(t *testing.T) {
 	t.Run("PopItemMoreCallsThanItems", func(t *testing.T) {
 		s.checkConcurrentPops(t, 10, 20)
 	})
+	t.Run("PopItemWhileAdding", func(t *testing.T) {
+		s.checkPopWhileAdding(t, 8, 4, 20)
+	})
 }
 
 // batchItem is the item that writer w adds at position seq of its batch.
@@ -136,6 +139,12 @@ func (s *suite) checkConcurrentAdds(t *testing.T, label string, writers, size in
 // batchItem, each in its order and present once. With complete set every one
 // of the writers' batches must be there.
 func checkBatches(got []json.RawMessage, writers, size int, complete bool) error {
+	return checkBatchSequence(got, writers, size, complete, false)
+}
+
+// checkBatchSequence is checkBatches; with truncated set a batch may lack
+// its last items (PopItem took them).
+func checkBatchSequence(got []json.RawMessage, writers, size int, complete, truncated bool) error {
 	seen := make(map[int]bool)
 	cur, next := -1, 0 // the writer whose batch is being read, and its next seq
 	for i, raw := range got {
@@ -150,7 +159,7 @@ func checkBatches(got []json.RawMessage, writers, size int, complete bool) error
 		if w < 0 || w >= writers || seq < 0 || seq >= size {
 			return fmt.Errorf("item %d is not one of the batch items: %s", i, short(raw))
 		}
-		if cur >= 0 && next < size {
+		if cur >= 0 && next < size && (!truncated || w == cur || seq != 0) {
 			if w != cur || seq != next {
 				return fmt.Errorf("item %d is %s, want item %d of writer %d's batch: batches interleave or are out of order", i, short(raw), next, cur)
 			}
@@ -166,7 +175,7 @@ func checkBatches(got []json.RawMessage, writers, size int, complete bool) error
 		seen[w] = true
 		cur, next = w, 1
 	}
-	if cur >= 0 && next < size {
+	if cur >= 0 && next < size && !truncated {
 		return fmt.Errorf("writer %d's batch ends after %d of %d items", cur, next, size)
 	}
 	if complete && len(seen) != writers {
@@ -240,4 +249,102 @@ func (s *suite) checkConcurrentPops(t *testing.T, n, calls int) {
 	}
 	wantItems(t, handles[0], 0, nil)
 	wantPop(t, handles[0], nil)
+}
+
+// checkPopWhileAdding has writers goroutines each add a batch of size items
+// to a session of ten items while poppers goroutines each pop one: no item
+// may be lost or returned twice, and what is left must be in order.
+func (s *suite) checkPopWhileAdding(t *testing.T, writers, size, poppers int) {
+	id := s.newID("conc-pop-add")
+	handles := make([]lakesession.Session, writers+poppers)
+	for i := range handles {
+		handles[i] = s.openSession(t, id)
+	}
+	before := items("before", 1, 10)
+	add(t, handles[0], before)
+	ctx := t.Context()
+
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, writers+poppers)
+	popped := make([]json.RawMessage, poppers)
+	for w := range writers {
+		batch := make([]json.RawMessage, size)
+		for i := range batch {
+			batch[i] = batchItem(w, i)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[w] = handles[w].AddItems(ctx, batch)
+		}()
+	}
+	for p := range poppers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			popped[p], errs[writers+p] = handles[writers+p].PopItem(ctx)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if i < writers {
+			t.Errorf("writer %d: AddItems(%d items) on session %s: %v", i, size, showID(id), err)
+		} else {
+			t.Errorf("PopItem call %d on session %s: %v", i-writers, showID(id), err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Every item added is either popped once or still there, once.
+	left := get(t, handles[0], 0)
+	want := make(map[string]int)
+	for _, it := range before {
+		want[string(it)]++
+	}
+	for w := range writers {
+		for i := range size {
+			want[string(batchItem(w, i))]++
+		}
+	}
+	var all []json.RawMessage
+	for _, it := range popped {
+		if it != nil {
+			all = append(all, it)
+		}
+	}
+	all = append(all, left...)
+	for _, it := range all {
+		switch want[string(it)] {
+		case 1:
+			want[string(it)] = 0
+		case 0:
+			t.Fatalf("session %s: %s was popped or left twice, or never added\npopped: %s\nleft: %s",
+				showID(id), short(it), list(popped), list(left))
+		}
+	}
+	for it, n := range want {
+		if n != 0 {
+			t.Fatalf("session %s: %s was lost: neither popped nor left\npopped: %s\nleft: %s",
+				showID(id), short([]byte(it)), list(popped), list(left))
+		}
+	}
+
+	// What is left is the first items added before, then batches in order,
+	// some of them without the last items that PopItem took.
+	k := 0
+	for k < len(left) && k < len(before) && string(left[k]) == string(before[k]) {
+		k++
+	}
+	if err := checkBatchSequence(left[k:], writers, size, false, true); err != nil {
+		t.Fatalf("session %s after concurrent AddItems and PopItem: %v\nleft: %s", showID(id), err, list(left))
+	}
 }

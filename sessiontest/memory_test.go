@@ -64,6 +64,7 @@ const (
 	bugClearUnknownErr  bug = "clear-unknown-error" // ClearSession on an unknown session is an error
 	bugAliasInput       bug = "alias-input"         // keeps the caller's bytes
 	bugAliasOutput      bug = "alias-output"        // hands out the stored bytes
+	bugBareErrors       bug = "bare-errors"         // returns the bare sentinels, without saying what is wrong
 )
 
 var _ lakesession.Session = (*memSession)(nil)
@@ -116,6 +117,9 @@ func (s *memSession) key(ctx context.Context, op string) (string, error) {
 	}
 	if s.m.bug != bugIgnoresBadID {
 		if err := lakesession.ValidateSessionID(id); err != nil {
+			if s.m.bug == bugBareErrors {
+				return "", lakesession.ErrInvalidSessionID
+			}
 			return "", fmt.Errorf("%s session %q: %w", op, s.id, err)
 		}
 	}
@@ -198,6 +202,9 @@ func (s *memSession) AddItems(ctx context.Context, items []json.RawMessage) erro
 	batch := make([][]byte, 0, len(items))
 	for i, it := range items {
 		c, err := s.prepare(it)
+		if err != nil && m.bug == bugBareErrors {
+			return lakesession.ErrInvalidItem
+		}
 		if err != nil {
 			if m.bug == bugPartialInvalid {
 				m.mu.Lock()

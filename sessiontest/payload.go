@@ -153,6 +153,17 @@ func wantInvalidItem(t *testing.T, sess lakesession.Session, batch []json.RawMes
 		t.Fatalf("AddItems(%s) on session %s: error %v, want one matching lakesession.ErrInvalidItem",
 			list(batch), showID(sess.SessionID()), err)
 	}
+	wantDetail(t, "AddItems", err, lakesession.ErrInvalidItem)
+}
+
+// wantDetail fails t when err is the bare sentinel: an error for bad input
+// must say what is wrong, as lakesession.CompactItem and
+// lakesession.ValidateSessionID do.
+func wantDetail(t *testing.T, op string, err, sentinel error) {
+	t.Helper()
+	if err.Error() == sentinel.Error() {
+		t.Errorf("%s: the error is only %q; it must also say what is wrong (wrap the error of lakesession.CompactItem or lakesession.ValidateSessionID)", op, err)
+	}
 }
 
 // testInvalidSessionID checks that every method of a handle with an invalid
@@ -198,7 +209,9 @@ func (s *suite) testInvalidSessionID(t *testing.T) {
 				t.Helper()
 				if !errors.Is(err, lakesession.ErrInvalidSessionID) {
 					t.Errorf("%s on session %s: error %v, want one matching lakesession.ErrInvalidSessionID", op, showID(c.id), err)
+					return
 				}
+				wantDetail(t, op, err, lakesession.ErrInvalidSessionID)
 			}
 			_, err := sess.PopItem(ctx)
 			check("PopItem", err)
