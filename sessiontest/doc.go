@@ -62,8 +62,9 @@
 // open must not validate the id: for an invalid id it returns a handle whose
 // methods report lakesession.ErrInvalidSessionID, which the suite checks.
 // Calling open twice with one id must give two handles on the same stored
-// session. open receives the subtest's t and is called from its goroutine,
-// so it may call t.Cleanup, t.Skip or t.Fatal.
+// session. open receives the subtest's t and, within one Run, is called
+// from its goroutine, one call at a time, so it may call t.Cleanup, t.Skip
+// or t.Fatal.
 //
 // # Shared stores
 //
@@ -112,7 +113,8 @@
 //     give 160 items with every batch whole and in order, and a reader
 //     running beside them never sees part of a batch; 50 concurrent PopItem
 //     calls on 50 items return each item once and leave the session empty;
-//     20 goroutines writing first to a new session all succeed.
+//     PopItem calls racing AddItems calls lose no item and return none
+//     twice; 20 goroutines writing first to a new session all succeed.
 //   - Context: with a cancelled context or a passed deadline every method
 //     fails with an error matching context.Canceled or
 //     context.DeadlineExceeded and loses nothing; an AddItems or

@@ -20,8 +20,8 @@ import (
 // open returns a handle on the session with the given id. It must not
 // validate the id: for an invalid id it returns a handle whose methods report
 // lakesession.ErrInvalidSessionID. Calling open twice with one id gives two
-// handles on the same stored session. open is called from the goroutine of
-// the subtest t, never concurrently with itself.
+// handles on the same stored session. Within one Run, open is called from
+// the goroutine of the subtest t, one call at a time.
 //
 // Every subtest uses session ids of its own, made unique with a random part,
 // so one store may be shared by all subtests, by several calls of Run and by
@@ -65,8 +65,8 @@ func (s *suite) newID(label string) string {
 	return fmt.Sprintf("%s%d-%s", s.prefix, s.n.Add(1), label)
 }
 
-// openSession opens a handle on the session id and checks that it is usable.
-// Unless t fails, the session is cleared when t ends.
+// openSession opens a handle on the session id. Unless t fails, the session
+// is cleared when t ends.
 func (s *suite) openSession(t *testing.T, id string) lakesession.Session {
 	t.Helper()
 	sess := s.open(t, id)
