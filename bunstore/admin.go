@@ -84,7 +84,7 @@ func (s *Store) ListSessions(ctx context.Context, opts ListOptions) (SessionPage
 	}
 	page, err := s.listSessions(ctx, after, limit)
 	if err != nil {
-		return SessionPage{}, fmt.Errorf("list sessions: %w", err)
+		return SessionPage{}, fmt.Errorf("list sessions: %w", withCtxErr(ctx, err))
 	}
 	return page, nil
 }
@@ -214,7 +214,7 @@ func (s *Store) DeleteSessions(ctx context.Context, notUpdatedSince time.Time) (
 		})
 	}
 	if err != nil {
-		return 0, fmt.Errorf("delete sessions not updated since %s: %w", notUpdatedSince.Format(time.RFC3339), err)
+		return 0, fmt.Errorf("delete sessions not updated since %s: %w", notUpdatedSince.Format(time.RFC3339), withCtxErr(ctx, err))
 	}
 	return n, nil
 }

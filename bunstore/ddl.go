@@ -51,7 +51,7 @@ func (s *Store) CreateTables(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("create tables %s and %s: %w", s.cfg.sessions, s.cfg.messages, err)
+		return fmt.Errorf("create tables %s and %s: %w", s.cfg.sessions, s.cfg.messages, withCtxErr(ctx, err))
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]json.RawMessage, e
 		items, err = s.getLatest(ctx, limit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get items from session %q: %w", s.id, err)
+		return nil, fmt.Errorf("get items from session %q: %w", s.id, withCtxErr(ctx, err))
 	}
 	return items, nil
 }
@@ -169,7 +169,7 @@ func (s *Session) AddItems(ctx context.Context, items []json.RawMessage) error {
 		err = s.addSQLite(ctx, data)
 	}
 	if err != nil {
-		return fmt.Errorf("add items to session %q: %w", s.id, err)
+		return fmt.Errorf("add items to session %q: %w", s.id, withCtxErr(ctx, err))
 	}
 	return nil
 }
@@ -239,7 +239,7 @@ func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pop item from session %q: %w", s.id, err)
+			return nil, fmt.Errorf("pop item from session %q: %w", s.id, withCtxErr(ctx, err))
 		}
 		if s.store.valid(ctx, s.id, id, data) {
 			return data, nil
@@ -267,7 +267,17 @@ func (s *Session) ClearSession(ctx context.Context) error {
 		})
 	}
 	if err != nil {
-		return fmt.Errorf("clear session %q: %w", s.id, err)
+		return fmt.Errorf("clear session %q: %w", s.id, withCtxErr(ctx, err))
 	}
 	return nil
+}
+
+// withCtxErr makes err wrap the context's error when the context ended, so
+// that errors.Is(err, context.DeadlineExceeded) holds also when the driver
+// reports the server's "canceling statement" error instead.
+func withCtxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -14,58 +13,58 @@ import (
 )
 
 // BusyTimeout is how long, in milliseconds, a connection waits for another
-// writer (of this or another process) to release the database before it
-// fails with SQLITE_BUSY.
-const BusyTimeout = 10000
+// process to release the database before it fails with SQLITE_BUSY. SQLite
+// waits without looking at a context: deadlines apply to waits inside the
+// process (see Open), not to waits for other processes.
+const BusyTimeout = 5000
 
 // Memory is the path of a private in-memory database.
 const Memory = ":memory:"
 
 // Open opens (creating it when missing) the SQLite database file at path and
 // returns it as a *bun.DB with the SQLite dialect, ready for bunstore and for
-// many goroutines at once. Every connection has:
+// many goroutines at once. The connection has:
 //
 //   - foreign_keys on, so deleting a session also deletes its items;
-//   - journal_mode WAL: readers do not block the writer, nor it them;
-//   - busy_timeout BusyTimeout: a writer waits for another instead of
-//     failing at once;
+//   - journal_mode WAL: readers in other processes do not block the writer,
+//     nor it them;
+//   - busy_timeout BusyTimeout: it waits for another process's write
+//     instead of failing at once;
 //   - synchronous NORMAL, the usual setting with WAL (a power loss may lose
 //     the last transactions, never corrupt the file);
 //   - transactions that begin IMMEDIATE: a transaction takes the write lock
 //     when it starts, so it cannot fail half-way when it starts writing
-//     after another writer committed.
+//     after another process committed.
 //
-// SQLite has one writer at a time; writes wait for one another and reads go
-// on beside them. The pool has at most max(4, runtime.NumCPU()) connections.
+// The pool has one connection. SQLite lets one writer in at a time, and its
+// own wait for the lock ignores contexts; with a single connection the
+// goroutines of this process queue in database/sql instead, where each
+// waits only as long as its context allows, in arrival order. Reads are
+// served by the same connection; they are short. Inside a transaction on
+// the *bun.DB, use that transaction (bunstore.New(tx)) rather than the
+// *bun.DB itself, which waits for the transaction to end.
 //
-// The path Memory (":memory:") opens a private in-memory database on a
-// single connection, which lives as long as the *bun.DB.
+// The path Memory (":memory:") opens a private in-memory database, which
+// lives as long as the *bun.DB.
 func Open(path string) (*bun.DB, error) {
 	if path == "" {
 		return nil, errors.New(`sqlitedb: the path is empty; pass a file path such as "sessions.db", or ":memory:"`)
 	}
-	memory := path == Memory
 	dsn := "file:" + escapePath(path) + "?_busy_timeout=" + fmt.Sprint(BusyTimeout) +
 		"&_foreign_keys=1&_txlock=immediate"
-	if !memory {
+	if path != Memory {
 		dsn += "&_journal_mode=WAL&_synchronous=NORMAL"
 	}
 	sqldb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
 	}
-	if memory {
-		// Each connection to ":memory:" is a database of its own: keep
-		// exactly one, forever.
-		sqldb.SetMaxOpenConns(1)
-		sqldb.SetMaxIdleConns(1)
-		sqldb.SetConnMaxLifetime(0)
-		sqldb.SetConnMaxIdleTime(0)
-	} else {
-		n := max(4, runtime.NumCPU())
-		sqldb.SetMaxOpenConns(n)
-		sqldb.SetMaxIdleConns(n)
-	}
+	// One connection, kept forever (for ":memory:", every connection would
+	// be a database of its own).
+	sqldb.SetMaxOpenConns(1)
+	sqldb.SetMaxIdleConns(1)
+	sqldb.SetConnMaxLifetime(0)
+	sqldb.SetConnMaxIdleTime(0)
 	if err := sqldb.PingContext(context.Background()); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
