@@ -237,8 +237,11 @@ func TestOnMintHook(t *testing.T) {
 	s := newServer(t)
 	w := s.WorkspaceClient()
 	ctx := context.Background()
+	var mu sync.Mutex
 	var seen []lakebasetest.Mint
 	s.OnMint(func(m lakebasetest.Mint) error {
+		mu.Lock()
+		defer mu.Unlock()
 		seen = append(seen, m)
 		if m.Op == lakebasetest.OpPostgresCredential {
 			return errors.New("cannot set the password of " + m.Token)
@@ -246,10 +249,14 @@ func TestOnMintHook(t *testing.T) {
 		return nil
 	})
 	c, err := w.Database.GenerateDatabaseCredential(ctx, database.GenerateDatabaseCredentialRequest{InstanceNames: []string{"inst"}})
+	mu.Lock()
 	if err != nil || len(seen) != 1 || seen[0].Token != c.Token || seen[0].ExpireTime.IsZero() {
 		t.Fatalf("hook saw %v for a mint returning (%v)", seen, err)
 	}
+	mu.Unlock()
 	_, err = w.Postgres.GenerateDatabaseCredential(ctx, postgres.GenerateDatabaseCredentialRequest{Endpoint: epName})
+	mu.Lock()
+	defer mu.Unlock()
 	var apiErr *apierr.APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("a failing hook gave %v, want HTTP 500", err)
