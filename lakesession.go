@@ -99,5 +99,10 @@ func CompactItem(item json.RawMessage) ([]byte, error) {
 	if err := json.Compact(&buf, item); err != nil {
 		return nil, fmt.Errorf("%w: it is not valid JSON: %v", ErrInvalidItem, err)
 	}
+	// json.Compact lets invalid UTF-8 inside strings through; no database
+	// text column takes it, so reject it here, before anything is written.
+	if !utf8.Valid(buf.Bytes()) {
+		return nil, fmt.Errorf("%w: it contains invalid UTF-8; encode text as UTF-8", ErrInvalidItem)
+	}
 	return buf.Bytes(), nil
 }
