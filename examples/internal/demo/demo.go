@@ -37,11 +37,9 @@ type Result struct {
 func Converse(ctx context.Context, client *http.Client, baseURL string, out io.Writer) (Result, error) {
 	var res Result
 	for i, text := range []string{FirstMessage, SecondMessage} {
-		req := map[string]any{
-			"input": []map[string]string{{"role": "user", "content": text}},
-		}
+		req := request{Input: []message{{Role: "user", Content: text}}}
 		if res.SessionID != "" {
-			req["custom_inputs"] = map[string]string{"session_id": res.SessionID}
+			req.CustomInputs = &customInputs{SessionID: res.SessionID}
 		}
 		body, err := json.Marshal(req)
 		if err != nil {
@@ -77,6 +75,22 @@ func Converse(ctx context.Context, client *http.Client, baseURL string, out io.W
 		return res, fmt.Errorf("the second answer does not recall SF: %q", res.Answers[1])
 	}
 	return res, nil
+}
+
+// request is the body of POST /invocations, with its fields in the order of
+// the Databricks agent template's README.
+type request struct {
+	Input        []message     `json:"input"`
+	CustomInputs *customInputs `json:"custom_inputs,omitempty"`
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type customInputs struct {
+	SessionID string `json:"session_id"`
 }
 
 func post(ctx context.Context, client *http.Client, url string, body []byte) ([]byte, error) {

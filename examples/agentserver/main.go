@@ -1,0 +1,178 @@
+// Command agentserver is an agent HTTP server in the shape of the Databricks
+// agent template, whose conversations are kept by lakesession: one session
+// per custom_inputs.session_id, on an embedded SQLite file, a PostgreSQL
+// database or Databricks Lakebase.
+//
+// # Run
+//
+//	go run ./agentserver                   # SQLite file agentserver.db, offline model
+//	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"Hello I live in SF!"}]}'
+//	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"What city did I say I live in?"}],
+//	    "custom_inputs":{"session_id":"<custom_outputs.session_id of the first answer>"}}'
+//	curl -sN localhost:8000/invocations -d '{"input":[{"role":"user","content":"Hello!"}],"stream":true}'
+//
+// SIGINT or SIGTERM stop it gracefully: requests in flight are finished
+// (for up to 30 seconds), then the database is closed.
+//
+// # Flags and environment
+//
+//	-addr           listen address; default $ADDR, else :$DATABRICKS_APP_PORT, else 127.0.0.1:8000
+//	-history-limit  how many of the latest history items the model sees; default $HISTORY_LIMIT, else all
+//
+// Storage (see package storage): SQLITE_PATH (default agentserver.db),
+// DATABASE_URL for PostgreSQL, or LAKEBASE_INSTANCE_NAME (name or hostname),
+// LAKEBASE_ENDPOINT, or LAKEBASE_PROJECT with LAKEBASE_BRANCH for Lakebase,
+// authenticated with the Databricks SDK's usual DATABRICKS_* variables.
+//
+// Model: OPENAI_BASE_URL, OPENAI_API_KEY and OPENAI_MODEL select any
+// OpenAI-compatible chat completions endpoint; AGENT_INSTRUCTIONS is sent as
+// its system message. For a Databricks model serving endpoint:
+//
+//	OPENAI_BASE_URL=https://<workspace-host>/serving-endpoints
+//	OPENAI_API_KEY=<a Databricks token>
+//	OPENAI_MODEL=<serving endpoint name, e.g. databricks-claude-sonnet-4>
+//
+// With none of them set, the server uses a small offline model that is not a
+// language model: it says so in every reply, and only recalls where the user
+// said they live and their name, from the session's history.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/lakesession/lakesession"
+	"github.com/lakesession/lakesession/examples/agentserver/agent"
+	"github.com/lakesession/lakesession/examples/agentserver/storage"
+)
+
+// shutdownTimeout bounds how long requests in flight may take to finish
+// after a stop signal.
+const shutdownTimeout = 30 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "agentserver:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully. ready, when not
+// nil, is called with the listening address once requests are accepted.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
+	fs := flag.NewFlagSet("agentserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", defaultAddr(getenv), "listen address")
+	historyLimit := fs.Int("history-limit", 0, "how many of the latest history items the model sees (0: all; default $HISTORY_LIMIT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if v := getenv("HISTORY_LIMIT"); v != "" && !flagSet(fs, "history-limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("HISTORY_LIMIT=%q: want a whole number of items, 0 for all", v)
+		}
+		*historyLimit = n
+	}
+	if *historyLimit < 0 {
+		return fmt.Errorf("-history-limit %d: want a whole number of items, 0 for all", *historyLimit)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	model, err := modelFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	st, err := storage.Open(ctx, storage.FromEnv(getenv))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	h := &agent.Handler{
+		Sessions:     func(id string) lakesession.Session { return st.Store.Session(id) },
+		Model:        model,
+		HistoryLimit: *historyLimit,
+		Logger:       logger,
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "url", "http://"+ln.Addr().String(), "storage", st.Description,
+		"model", model.Name(), "history_limit", *historyLimit)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func defaultAddr(getenv func(string) string) string {
+	if a := getenv("ADDR"); a != "" {
+		return a
+	}
+	if p := getenv("DATABRICKS_APP_PORT"); p != "" {
+		return ":" + p
+	}
+	return "127.0.0.1:8000"
+}
+
+// modelFromEnv returns the OpenAI-compatible model when any OPENAI_*
+// variable of it is set, and the offline model otherwise.
+func modelFromEnv(getenv func(string) string) (agent.Model, error) {
+	baseURL, key, name := getenv("OPENAI_BASE_URL"), getenv("OPENAI_API_KEY"), getenv("OPENAI_MODEL")
+	if baseURL == "" && key == "" && name == "" {
+		return agent.OfflineModel{}, nil
+	}
+	return agent.NewOpenAIModel(agent.OpenAIConfig{
+		BaseURL:      baseURL,
+		APIKey:       key,
+		Model:        name,
+		Instructions: getenv("AGENT_INSTRUCTIONS"),
+	})
+}
