@@ -43,15 +43,16 @@ type flight struct {
 //
 // A cached token is returned at once, without allocating, while it is fresh.
 // From the refresh margin before its expiry (see RefreshMargin) it is still
-// returned at once, and one background mint of a new token starts; until
-// that succeeds, the cached token keeps being returned while it is valid.
-// With no valid token, Token waits for a mint: at most one runs at a time
-// for all callers, detached from their contexts, so each caller waits only
-// as long as its own ctx allows while the others still get the token.
+// returned at once, and one background mint of a new token starts; if that
+// fails, it is retried with backoff, and the cached token keeps being
+// returned while it is valid. With no valid token, Token waits for a mint:
+// at most one runs at a time for all callers, detached from their contexts,
+// so each caller waits only as long as its own ctx allows while the others
+// still get the token.
 //
 // Errors are *RefreshError (retryable), also when ctx ends first (then
 // errors.Is(err, ctx.Err()) holds), or ErrClosed after Close. After a failed
-// mint, new mints wait a growing backoff (1s doubling up to 30s, with
+// mint, the next one waits a growing backoff (1s doubling up to 30s, with
 // jitter); a call that finds no valid token during that backoff fails at
 // once with the last error rather than waiting.
 func (s *Source) Token(ctx context.Context) (string, error) {
@@ -130,10 +131,47 @@ func (s *Source) startLocked() *flight {
 	return f
 }
 
-// run performs one mint, detached from every caller's context and bounded
-// by the mint timeout, and publishes its result.
+// run performs the mint of f, detached from every caller's context and
+// bounded by the mint timeout, and publishes its result. When a background
+// refresh fails while the cached token is still valid, run waits out the
+// backoff and tries again, for as long as that token stays valid; after
+// that, the next Token call starts a new mint.
 func (s *Source) run(f *flight) {
 	defer s.wg.Done()
+	for f != nil {
+		wait := s.attempt(f)
+		if wait <= 0 {
+			return
+		}
+		select {
+		case <-s.after(wait):
+		case <-s.ctx.Done():
+			return
+		}
+		f = s.retryFlight()
+	}
+}
+
+// retryFlight returns a new flight for a background retry, or nil when none
+// is needed any more: the Source is closed, a mint runs already, the token
+// was replaced or dropped, or it is no longer valid.
+func (s *Source) retryFlight() *flight {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	c := s.cur.Load()
+	if s.closed || s.flight != nil || c == nil || !now.Before(c.staleAt) || now.Before(s.notBefore) {
+		return nil
+	}
+	f := &flight{done: make(chan struct{})}
+	s.flight = f
+	s.inflight.Store(true)
+	return f
+}
+
+// attempt calls the credential API once for f and publishes the result. It
+// returns how long to wait before a background retry, or 0 for none.
+func (s *Source) attempt(f *flight) (retryIn time.Duration) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.mintTimeout)
 	start := s.now()
 	res, err := s.mint(ctx)
@@ -162,6 +200,9 @@ func (s *Source) run(f *flight) {
 		attempt := s.failures
 		if c := s.cur.Load(); c != nil && end.Before(c.staleAt) {
 			validFor := c.staleAt.Sub(end)
+			if wait < validFor {
+				retryIn = wait
+			}
 			logs = append(logs, func() {
 				s.log.LogAttrs(context.Background(), slog.LevelWarn, "lakebasecred: token refresh failed; the cached token is still served",
 					slog.String("target", s.target), slog.Int("attempt", attempt), slog.Duration("retry_in", wait),
@@ -210,6 +251,7 @@ func (s *Source) run(f *flight) {
 		l()
 	}
 	close(f.done)
+	return retryIn
 }
 
 // newCached works out when a token minted between start and end is to be

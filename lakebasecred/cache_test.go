@@ -147,7 +147,7 @@ func TestExpiryRules(t *testing.T) {
 			if target == (Target{}) {
 				target = Target{Instance: instName}
 			}
-			s := newSource(t, fake, target, append([]Option{withClock(clock.Now), WithLogger(slog.New(logs))}, tc.opts...)...)
+			s := newSource(t, fake, target, append([]Option{withClock(clock.Now, clock.After), WithLogger(slog.New(logs))}, tc.opts...)...)
 			t0 := clock.Now()
 			t1 := mustToken(t, s)
 
@@ -192,7 +192,7 @@ func TestExpiryRules(t *testing.T) {
 func TestBackgroundRefreshServesCachedToken(t *testing.T) {
 	clock := newFakeClock()
 	fake := newFake(t, lakebasetest.WithClock(clock.Now))
-	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now))
+	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now, clock.After))
 	t1 := mustToken(t, s)
 
 	g := newGate(t, fake) // the next mint blocks until g.open
@@ -223,47 +223,74 @@ func TestBackgroundRefreshServesCachedToken(t *testing.T) {
 	}
 }
 
-// TestFailedRefreshRetried: a failed background refresh is reported, is
-// retried with growing backoff, and the still-valid token is served all the
-// while; the recovery is reported too.
+// waitCalls waits until the fake has answered n credential calls and the
+// Source has published the result of the last one.
+func waitCalls(t *testing.T, fake *lakebasetest.Server, s *Source, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for fake.Calls(lakebasetest.OpDatabaseCredential) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d credential calls, want %d", fake.Calls(lakebasetest.OpDatabaseCredential), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.waitIdle()
+	if got := fake.Calls(lakebasetest.OpDatabaseCredential); got != n {
+		t.Fatalf("%d credential calls, want %d", got, n)
+	}
+}
+
+// waitArmed waits until the Source waits on a backoff timer.
+func waitArmed(t *testing.T, clock *fakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for clock.pending() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backoff timers armed, want 1", clock.pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFailedRefreshRetried: a failed background refresh is reported and
+// retried by the Source itself with growing backoff, and the still-valid
+// token is served all the while; the recovery is reported too.
 func TestFailedRefreshRetried(t *testing.T) {
 	clock := newFakeClock()
 	fake := newFake(t, lakebasetest.WithClock(clock.Now))
 	logs := &logSink{}
-	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now), WithLogger(slog.New(logs)))
+	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now, clock.After), WithLogger(slog.New(logs)))
 	t1 := mustToken(t, s)
 	fake.Fail(lakebasetest.OpDatabaseCredential, http.StatusInternalServerError, 0)
 
-	calls := func() int { s.waitIdle(); return fake.Calls(lakebasetest.OpDatabaseCredential) }
 	serve := func() {
 		t.Helper()
 		tok, err := s.Token(context.Background())
 		if err != nil || tok != t1 {
 			t.Fatalf("Token = (%v), want the still-valid cached token", err)
 		}
+		if s.inflight.Load() {
+			t.Fatal("Token started a mint during the backoff")
+		}
 	}
 
 	clock.Advance(56 * time.Minute)
-	serve()
-	if n := calls(); n != 2 {
-		t.Fatalf("%d calls, want 2 (the first refresh)", n)
+	if tok := mustToken(t, s); tok != t1 {
+		t.Fatal("the cached token was not served inside the margin")
 	}
-	// Backoffs: ~1s, ~2s, ~4s (each ±25%).
+	waitCalls(t, fake, s, 2)
+	waitArmed(t, clock)
+	// Backoffs: ~1s, ~2s, ~4s (each ±25%), retried without any Token call.
 	for attempt, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
 		serve()
-		if n := calls(); n != 2+attempt {
-			t.Fatalf("attempt %d: retried before the backoff (%d calls)", attempt+1, n)
-		}
-		clock.Advance(wait*3/4 - time.Millisecond) // below the shortest backoff: no retry yet
+		clock.Advance(wait*3/4 - time.Millisecond) // below the shortest backoff
 		serve()
-		if n := calls(); n != 2+attempt {
-			t.Fatalf("attempt %d: retried after %v, before the backoff", attempt+1, wait*3/4)
+		if clock.pending() != 1 || fake.Calls(lakebasetest.OpDatabaseCredential) != 2+attempt {
+			t.Fatalf("attempt %d: retried before the backoff", attempt+2)
 		}
-		clock.Advance(wait/2 + time.Millisecond) // past the longest backoff
-		serve()
-		if n := calls(); n != 3+attempt {
-			t.Fatalf("attempt %d: not retried after the backoff (%d calls)", attempt+1, n)
-		}
+		clock.Advance(wait/2 + 2*time.Millisecond) // past the longest backoff
+		waitCalls(t, fake, s, 3+attempt)
+		waitArmed(t, clock)
 	}
 	warns := logs.find("token refresh failed")
 	if len(warns) != 4 {
@@ -277,16 +304,54 @@ func TestFailedRefreshRetried(t *testing.T) {
 	}
 
 	fake.ClearFailures()
-	clock.Advance(10*time.Second + time.Millisecond) // past the 4th backoff, ~8s
 	serve()
-	if n := calls(); n != 6 {
-		t.Fatalf("%d calls, want 6 (2 successes, 4 failures)", n)
-	}
-	if tok := mustToken(t, s); tok == t1 {
+	clock.Advance(10*time.Second + time.Millisecond) // past the 4th backoff, ~8s
+	waitCalls(t, fake, s, 6)
+	if tok := mustToken(t, s); tok == t1 || tok != fake.Mints()[1].Token {
 		t.Fatal("the token minted after the recovery is not served")
 	}
 	if r := logs.find("recovered"); len(r) != 1 || r[0].Attrs["failed_attempts"] != "4" {
 		t.Errorf("recovery reports: %+v", r)
+	}
+	if n := clock.pending(); n != 0 {
+		t.Errorf("%d backoff timers left after the recovery", n)
+	}
+}
+
+// TestBackgroundRetriesEndWithToken: the background retries stop when the
+// cached token stops being served (the next caller takes over), and Close
+// ends a goroutine waiting to retry.
+func TestBackgroundRetriesEndWithToken(t *testing.T) {
+	clock := newFakeClock()
+	fake := newFake(t, lakebasetest.WithClock(clock.Now))
+	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now, clock.After))
+	mustToken(t, s)
+	fake.Fail(lakebasetest.OpDatabaseCredential, http.StatusInternalServerError, 0)
+
+	// 0.5s before the token stops being served: a retry (>= 0.75s away)
+	// would come too late, so none is armed and the goroutine ends.
+	clock.Advance(59*time.Minute + 29*time.Second + 500*time.Millisecond)
+	mustToken(t, s)
+	waitCalls(t, fake, s, 2)
+	if stacks := leakedGoroutines(5 * time.Second); stacks != "" {
+		t.Fatalf("a refresh goroutine outlived the token:\n%s", stacks)
+	}
+	if n := clock.pending(); n != 0 {
+		t.Fatalf("%d retries armed past the token's validity", n)
+	}
+
+	// Earlier in the margin a retry is armed; Close ends its wait.
+	s2 := newSource(t, fake, Target{Instance: "my-instance.database.example.com"}, withClock(clock.Now, clock.After))
+	fake.ClearFailures()
+	mustToken(t, s2)
+	fake.Fail(lakebasetest.OpDatabaseCredential, http.StatusInternalServerError, 0)
+	clock.Advance(56 * time.Minute)
+	mustToken(t, s2)
+	waitCalls(t, fake, s2, 4)
+	waitArmed(t, clock)
+	_ = s2.Close()
+	if stacks := leakedGoroutines(0); stacks != "" {
+		t.Fatalf("Close left a goroutine waiting to retry:\n%s", stacks)
 	}
 }
 
@@ -377,7 +442,7 @@ func TestMintTimeout(t *testing.T) {
 func TestStaleTokenNeverServed(t *testing.T) {
 	clock := newFakeClock()
 	fake := newFake(t, lakebasetest.WithClock(clock.Now))
-	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now))
+	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now, clock.After))
 	t1 := mustToken(t, s)
 	fake.Fail(lakebasetest.OpDatabaseCredential, http.StatusInternalServerError, 0)
 	clock.Advance(59*time.Minute + 31*time.Second)
@@ -419,7 +484,7 @@ func TestInvalidate(t *testing.T) {
 func TestInvalidateJoinsRunningMint(t *testing.T) {
 	clock := newFakeClock()
 	fake := newFake(t, lakebasetest.WithClock(clock.Now))
-	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now))
+	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now, clock.After))
 	t1 := mustToken(t, s)
 	g := newGate(t, fake)
 	clock.Advance(56 * time.Minute)

@@ -72,10 +72,10 @@
 //     contexts, bounded by its own timeout (WithMintTimeout), so a caller
 //     whose context ends gets its context error while the others still get
 //     the token.
-//   - A failed mint is reported with slog (WithLogger) and retried with
-//     backoff (1s doubling to 30s) on later calls, while a still-valid
-//     token keeps being served. A token stops being served 30 seconds (or a
-//     tenth of its lifetime) before it expires.
+//   - A failed background refresh is reported with slog (WithLogger) and
+//     retried with backoff (1s doubling to 30s, with jitter) while the
+//     still-valid token keeps being served. A token stops being served 30
+//     seconds (or a tenth of its lifetime) before it expires.
 //   - With no valid token and the API failing, Token returns a
 //     *RefreshError within the caller's deadline; it never hangs.
 //   - Invalidate drops the cached token (the connector calls it when the
@@ -94,9 +94,11 @@
 //
 // # Goroutines
 //
-// A Source runs a goroutine only while a mint is in progress; it ends when
-// the API answers or the mint timeout passes. Close ends it at once and
-// waits for it; a Source that is dropped without Close leaks nothing.
+// A Source runs a goroutine only while a mint is in progress (it ends when
+// the API answers or the mint timeout passes) and, after a failed
+// background refresh, while it waits to retry (never past the moment the
+// cached token stops being served). Close ends it at once and waits for it;
+// a Source that is dropped without Close leaks nothing.
 //
 // # Testing
 //

@@ -52,10 +52,17 @@ func leakedGoroutines(d time.Duration) string {
 }
 
 // fakeClock is a clock that moves only when told, shared by the fake
-// control plane (token expiry times) and the Source.
+// control plane (token expiry times) and the Source (its time and its
+// backoff timers).
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	timers []fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	ch chan time.Time
 }
 
 func newFakeClock() *fakeClock {
@@ -68,10 +75,40 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
+// After fires once the clock has been advanced by d.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.t
+		return ch
+	}
+	c.timers = append(c.timers, fakeTimer{at: c.t.Add(d), ch: ch})
+	return ch
+}
+
+// Advance moves the clock and fires the timers that are due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.t) {
+			kept = append(kept, tm)
+			continue
+		}
+		tm.ch <- c.t
+	}
+	c.timers = kept
+}
+
+// pending reports how many timers wait to fire.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
 }
 
 // logRecord is one captured slog record, attributes flattened to text.

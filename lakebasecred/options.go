@@ -39,6 +39,7 @@ type options struct {
 	mintTimeout time.Duration
 	logger      *slog.Logger
 	now         func() time.Time
+	after       func(time.Duration) <-chan time.Time
 	problems    []string
 }
 
@@ -49,6 +50,7 @@ func defaultOptions() options {
 		mintTimeout: DefaultMintTimeout,
 		logger:      slog.Default(),
 		now:         time.Now,
+		after:       time.After,
 	}
 }
 
@@ -114,7 +116,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// withClock makes the Source read the time from now (tests).
-func withClock(now func() time.Time) Option {
-	return func(o *options) { o.now = now }
+// withClock makes the Source read the time from now and wait for its
+// backoff timers with after (tests).
+func withClock(now func() time.Time, after func(time.Duration) <-chan time.Time) Option {
+	return func(o *options) { o.now, o.after = now, after }
 }

@@ -38,7 +38,7 @@ func TestNoTokenInErrorsLogsOrStrings(t *testing.T) {
 		}
 	}
 
-	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now), WithLogger(both))
+	s := newSource(t, fake, Target{Instance: instName}, withClock(clock.Now, clock.After), WithLogger(both))
 	mustToken(t, s)
 	note("%v | %+v | %#v | %s", s, s, s, s)
 	note("%s %s", s.String(), s.GoString())
@@ -49,10 +49,10 @@ func TestNoTokenInErrorsLogsOrStrings(t *testing.T) {
 	fake.Fail(lakebasetest.OpDatabaseCredential, http.StatusInternalServerError, 1)
 	clock.Advance(56 * time.Minute)
 	mustToken(t, s)
-	s.waitIdle()
-	clock.Advance(2 * time.Second)
-	mustToken(t, s)
-	s.waitIdle()
+	waitCalls(t, fake, s, 2)
+	waitArmed(t, clock)
+	clock.Advance(2 * time.Second) // the retry succeeds
+	waitCalls(t, fake, s, 3)
 
 	// No valid token and a failing API: a mint error, then a backoff error.
 	s.Invalidate()

@@ -59,11 +59,13 @@ var (
 // # Goroutines
 //
 // A Source runs no goroutine while its cached token is fresh. A mint runs
-// in one goroutine of its own, started by a Token call that needs it, and
+// in one goroutine of its own, started by a Token call that needs it; it
 // ends when the credential API answers or the mint timeout
-// (WithMintTimeout) passes, whichever comes first; no goroutine outlives
-// that. Close ends a running mint at once and waits for it; a Source that
-// is simply dropped needs no Close.
+// (WithMintTimeout) passes, whichever comes first. After a failed
+// background refresh, that goroutine waits out the backoff and tries again,
+// but never past the moment the cached token stops being served. Close ends
+// it at once and waits for it; a Source that is simply dropped needs no
+// Close, as its goroutine ends by itself within those bounds.
 type Source struct {
 	host     string
 	user     string
@@ -75,6 +77,7 @@ type Source struct {
 	mintTimeout time.Duration
 	log         *slog.Logger
 	now         func() time.Time
+	after       func(time.Duration) <-chan time.Time
 
 	// cur is the cached token; nil when there is none.
 	cur atomic.Pointer[cached]
@@ -131,6 +134,7 @@ func New(ctx context.Context, w *databricks.WorkspaceClient, target Target, opts
 		mintTimeout: o.mintTimeout,
 		log:         o.logger,
 		now:         o.now,
+		after:       o.after,
 	}
 	var err error
 	switch {
