@@ -1,0 +1,228 @@
+package connector
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// TokenSource hands out the password of every new connection.
+//
+// Implementations must keep this behaviour:
+//   - Token returns a password that is valid now, for the Config's user. It
+//     is called once for every new connection, so it must be cheap when it
+//     has a valid token cached, and safe to call from many goroutines.
+//   - Token honours ctx: it returns ctx's error once ctx is done, and never
+//     hangs past it.
+//   - Invalidate drops any cached token, so that the next Token call hands
+//     out a fresh one. The Connector calls it when the database rejects a
+//     token (SQLSTATE 28P01 or 28000) that the source still hands out.
+//   - No error, log line or String method of the source ever contains a
+//     token.
+//
+// *lakebasecred.Source is a TokenSource.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+	Invalidate()
+}
+
+// ErrClosed is returned by Connect after Close.
+var ErrClosed = errors.New("connector: closed")
+
+// Connector is a database/sql driver.Connector for PostgreSQL on pgx. Each new
+// connection logs in with the current token of its TokenSource (or with its
+// static password). Create it with New or ForLakebase, and open a pool with
+// OpenDB or sql.OpenDB. A Connector is safe for concurrent use; give each
+// *sql.DB a Connector of its own, since closing the *sql.DB closes its
+// Connector.
+type Connector struct {
+	// Everything that may hold a secret sits behind this pointer, so that
+	// printing a dereferenced Connector shows an address and no password.
+	r      *resolved
+	closed atomic.Bool
+}
+
+var (
+	_ driver.Connector = (*Connector)(nil)
+	_ io.Closer        = (*Connector)(nil)
+	_ fmt.Stringer     = (*Connector)(nil)
+	_ fmt.GoStringer   = (*Connector)(nil)
+)
+
+// resolved is a validated configuration, ready to connect.
+type resolved struct {
+	inner   driver.Connector // pgx stdlib connector over base
+	tokens  TokenSource      // nil when a static password (or none) is used
+	timeout time.Duration    // per connection attempt; token and dial
+	desc    string           // what String shows: never a secret
+}
+
+// New validates cfg and returns a Connector for it. cfg is copied: changing
+// it afterwards has no effect. Every problem found is reported at once, in a
+// *ConfigError that says what to set. New does not connect.
+func New(cfg Config) (*Connector, error) {
+	r, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{r: r}, nil
+}
+
+func newResolved(base *pgx.ConnConfig, tokens TokenSource, timeout time.Duration, desc string) *resolved {
+	r := &resolved{tokens: tokens, timeout: timeout, desc: desc}
+	if tokens != nil {
+		r.inner = stdlib.GetConnector(*base, stdlib.OptionBeforeConnect(r.beforeConnect))
+	} else {
+		r.inner = stdlib.GetConnector(*base)
+	}
+	return r
+}
+
+// attemptKey carries an *attempt through the context that pgx hands to
+// BeforeConnect, so that Connect learns which token a failed login used.
+type attemptKey struct{}
+
+type attempt struct{ token string }
+
+// beforeConnect runs on pgx's shallow copy of the base configuration for
+// every new connection. It sets Password and nothing else: the maps, slices
+// and TLS configuration of the copy are shared with the base and every other
+// connection, so they are never touched.
+func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error {
+	tok, err := r.tokens.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("connector: get a token for user %q: %w", cc.User, err)
+	}
+	if tok == "" {
+		return fmt.Errorf("connector: the token source returned an empty token for user %q", cc.User)
+	}
+	if a, ok := ctx.Value(attemptKey{}).(*attempt); ok {
+		a.token = tok
+	}
+	cc.Password = tok
+	return nil
+}
+
+// Connect opens a new connection. ctx bounds the dial, the TLS handshake,
+// the login and the wait for a token; each attempt is also bounded by the
+// configured connect timeout.
+//
+// With a TokenSource, Connect asks it for the current token. When the
+// database rejects that token (SQLSTATE 28P01 invalid_password or 28000
+// invalid_authorization_specification), Connect calls Invalidate on the
+// source, unless the source already hands out another token, and tries once
+// more with the token the source gives then.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	r := c.r
+	if r.tokens == nil {
+		conn, err := r.dial(ctx, nil)
+		if err != nil {
+			return nil, wrapConnectError(err)
+		}
+		return conn, nil
+	}
+
+	var first attempt
+	conn, err := r.dial(ctx, &first)
+	if err == nil {
+		return conn, nil
+	}
+	if !IsAuthError(err) {
+		return nil, wrapConnectError(err)
+	}
+	// The database rejected the token. Drop it from the source, unless a
+	// concurrent Connect already did and the source hands out a new one:
+	// invalidating that one would only make the source mint again.
+	if cur, terr := r.tokens.Token(ctx); terr != nil || cur == first.token {
+		r.tokens.Invalidate()
+	}
+	conn, err = r.dial(ctx, nil)
+	if err != nil {
+		if IsAuthError(err) {
+			return nil, fmt.Errorf("connector: the database rejected the password twice, also after the token source was asked for a fresh token: %w", scrub(err))
+		}
+		return nil, wrapConnectError(err)
+	}
+	return conn, nil
+}
+
+func (r *resolved) dial(ctx context.Context, a *attempt) (driver.Conn, error) {
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	}
+	if a != nil {
+		ctx = context.WithValue(ctx, attemptKey{}, a)
+	}
+	return r.inner.Connect(ctx)
+}
+
+// IsAuthError reports whether err says that the database rejected the login:
+// SQLSTATE 28P01 (invalid_password) or 28000
+// (invalid_authorization_specification).
+func IsAuthError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return pgErr.Code == "28P01" || pgErr.Code == "28000"
+}
+
+func wrapConnectError(err error) error {
+	return fmt.Errorf("connector: %w", scrub(err))
+}
+
+// scrub clears the password from the configuration that pgx attaches to a
+// connection error. That configuration is the private copy made for the
+// failed attempt, used by nothing else; pgx's error text never shows the
+// password, and after this neither does the error's data.
+func scrub(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && ce.Config != nil {
+		ce.Config.Password = ""
+	}
+	return err
+}
+
+// Driver returns the pgx database/sql driver.
+func (c *Connector) Driver() driver.Driver {
+	return c.r.inner.Driver()
+}
+
+// Close marks the Connector closed: later Connect calls return ErrClosed.
+// database/sql calls it from (*sql.DB).Close.
+//
+// A Connector starts no goroutine and holds no connection of its own (the
+// *sql.DB owns and closes its connections), so there is nothing else to
+// release. It does not close the TokenSource: a source may be shared by
+// several Connectors, and whoever created it stops it. Close is idempotent
+// and always returns nil.
+func (c *Connector) Close() error {
+	c.closed.Store(true)
+	return nil
+}
+
+// String describes the Connector without any password or token, e.g.
+// connector.Connector(host=db.example.com port=5432 user=app database=app
+// sslmode=verify-full password=token source *lakebasecred.Source).
+func (c *Connector) String() string {
+	if c == nil || c.r == nil {
+		return "connector.Connector(nil)"
+	}
+	return "connector.Connector(" + c.r.desc + ")"
+}
+
+// GoString is String, so that %#v shows no secret either.
+func (c *Connector) GoString() string { return c.String() }

@@ -1,0 +1,42 @@
+package connector
+
+import (
+	"database/sql"
+	"time"
+)
+
+// Pool settings OpenDB applies. Change them on the returned *sql.DB with its
+// Set methods.
+const (
+	// DefaultConnMaxLifetime retires a connection 45 minutes after it was
+	// opened, so that connections are renewed, each logging in with the
+	// token current then, and move to the new server after a failover or
+	// a resize.
+	DefaultConnMaxLifetime = 45 * time.Minute
+	// DefaultConnMaxIdleTime closes a connection idle for 10 minutes.
+	DefaultConnMaxIdleTime = 10 * time.Minute
+	// DefaultMaxOpenConns caps the connections of one pool, so that a burst
+	// of requests waits for a connection rather than exhausting the
+	// server's connection limit.
+	DefaultMaxOpenConns = 20
+	// DefaultMaxIdleConns keeps up to 10 connections open between requests
+	// (database/sql keeps 2 by default), so that a busy service does not
+	// pay a TLS handshake and a login for most queries.
+	DefaultMaxIdleConns = 10
+)
+
+// OpenDB returns a *sql.DB on c with the pool settings above. It does not
+// connect; the first query or Ping does. Closing the *sql.DB closes c.
+//
+// To change a setting, call the *sql.DB's method afterwards:
+//
+//	db := connector.OpenDB(c)
+//	db.SetMaxOpenConns(50)
+func OpenDB(c *Connector) *sql.DB {
+	db := sql.OpenDB(c)
+	db.SetConnMaxLifetime(DefaultConnMaxLifetime)
+	db.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
+	db.SetMaxOpenConns(DefaultMaxOpenConns)
+	db.SetMaxIdleConns(DefaultMaxIdleConns)
+	return db
+}
