@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/lakesession/lakesession/lakebasecred"
 )
 
 // TokenSource hands out the password of every new connection.
@@ -28,11 +30,27 @@ import (
 //   - No error, log line or String method of the source ever contains a
 //     token.
 //
-// *lakebasecred.Source is a TokenSource.
+// A source may also have a method InvalidateToken(token string) that drops
+// the cached token only if it is token; the Connector then calls it instead
+// of Invalidate, so that many logins rejected at once cause one new token,
+// not one each. Without it, the Connector calls Token first and Invalidate
+// only when the source still hands out the rejected token.
+//
+// *lakebasecred.Source is a TokenSource with InvalidateToken.
 type TokenSource interface {
 	Token(ctx context.Context) (string, error)
 	Invalidate()
 }
+
+// tokenInvalidator is the optional method of a TokenSource described above.
+type tokenInvalidator interface {
+	InvalidateToken(token string)
+}
+
+var _ interface {
+	TokenSource
+	tokenInvalidator
+} = (*lakebasecred.Source)(nil)
 
 // ErrClosed is returned by Connect after Close.
 var ErrClosed = errors.New("connector: closed")
@@ -99,10 +117,10 @@ type attempt struct{ token string }
 func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error {
 	tok, err := r.tokens.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("connector: get a token for user %q: %w", cc.User, err)
+		return fmt.Errorf("get a token for user %q: %w", cc.User, err)
 	}
 	if tok == "" {
-		return fmt.Errorf("connector: the token source returned an empty token for user %q", cc.User)
+		return fmt.Errorf("the token source returned an empty token for user %q", cc.User)
 	}
 	if a, ok := ctx.Value(attemptKey{}).(*attempt); ok {
 		a.token = tok
@@ -117,9 +135,9 @@ func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error 
 //
 // With a TokenSource, Connect asks it for the current token. When the
 // database rejects that token (SQLSTATE 28P01 invalid_password or 28000
-// invalid_authorization_specification), Connect calls Invalidate on the
-// source, unless the source already hands out another token, and tries once
-// more with the token the source gives then.
+// invalid_authorization_specification), Connect calls Invalidate (or
+// InvalidateToken) on the source, unless the source already hands out
+// another token, and tries once more with the token the source gives then.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
@@ -144,7 +162,9 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	// The database rejected the token. Drop it from the source, unless a
 	// concurrent Connect already did and the source hands out a new one:
 	// invalidating that one would only make the source mint again.
-	if cur, terr := r.tokens.Token(ctx); terr != nil || cur == first.token {
+	if ti, ok := r.tokens.(tokenInvalidator); ok {
+		ti.InvalidateToken(first.token)
+	} else if cur, terr := r.tokens.Token(ctx); terr != nil || cur == first.token {
 		r.tokens.Invalidate()
 	}
 	conn, err = r.dial(ctx, nil)

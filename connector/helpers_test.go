@@ -115,29 +115,44 @@ func (s *server) newRole(t testing.TB, password string) string {
 		t.Fatal(err)
 	}
 	name := "lakesession_conn_" + hex.EncodeToString(b[:])
-	if _, err := s.admin.Exec("CREATE ROLE " + name + " LOGIN PASSWORD " + quoteLiteral(password)); err != nil {
+	s.createRole(t, name, password)
+	return name
+}
+
+// createRole creates the login role name, with password unless it is
+// empty, dropped when the test ends.
+func (s *server) createRole(t testing.TB, name, password string) {
+	t.Helper()
+	q := "CREATE ROLE " + quoteIdent(name) + " LOGIN"
+	if password != "" {
+		q += " PASSWORD " + quoteLiteral(password)
+	}
+	if _, err := s.admin.Exec(q); err != nil {
 		t.Fatalf("create role: %v", err)
 	}
 	t.Cleanup(func() {
 		// Sessions of the role may still be closing.
 		s.admin.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name)
 		// Privileges granted in the test database go first.
-		if _, err := s.admin.Exec("DROP OWNED BY " + name); err != nil {
+		if _, err := s.admin.Exec("DROP OWNED BY " + quoteIdent(name)); err != nil {
 			t.Errorf("drop owned by %s: %v", name, err)
 		}
-		if _, err := s.admin.Exec("DROP ROLE IF EXISTS " + name); err != nil {
+		if _, err := s.admin.Exec("DROP ROLE IF EXISTS " + quoteIdent(name)); err != nil {
 			t.Errorf("drop role %s: %v", name, err)
 		}
 	})
-	return name
 }
 
 // setPassword makes password the role's password.
 func (s *server) setPassword(t testing.TB, role, password string) {
 	t.Helper()
-	if _, err := s.admin.Exec("ALTER ROLE " + role + " PASSWORD " + quoteLiteral(password)); err != nil {
+	if _, err := s.admin.Exec("ALTER ROLE " + quoteIdent(role) + " PASSWORD " + quoteLiteral(password)); err != nil {
 		t.Fatalf("alter role: %v", err)
 	}
+}
+
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 func quoteLiteral(s string) string {

@@ -561,3 +561,44 @@ func TestOpenDBPoolSettings(t *testing.T) {
 		t.Errorf("MaxOpenConnections after SetMaxOpenConns(3) = %d", got)
 	}
 }
+
+// invalidatingSource is a fakeSource that also has InvalidateToken.
+type invalidatingSource struct {
+	*fakeSource
+	mu      sync.Mutex
+	dropped []string
+}
+
+func (s *invalidatingSource) InvalidateToken(tok string) {
+	s.mu.Lock()
+	s.dropped = append(s.dropped, tok)
+	s.mu.Unlock()
+	s.fakeSource.mu.Lock()
+	defer s.fakeSource.mu.Unlock()
+	if s.fakeSource.tok == tok && s.next != nil {
+		s.fakeSource.tok = s.next()
+	}
+}
+
+func TestRejectedTokenUsesInvalidateToken(t *testing.T) {
+	s := tlsServer(t)
+	good := randomToken(t)
+	stale := randomToken(t)
+	role := s.newRole(t, good)
+	src := &invalidatingSource{fakeSource: &fakeSource{tok: stale, next: func() string { return good }}}
+	_, c := openDB(t, s.tokenConfig(role, src))
+	conn, err := c.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if len(src.dropped) != 1 || src.dropped[0] != stale {
+		t.Errorf("InvalidateToken called with %d tokens, want once with the rejected one", len(src.dropped))
+	}
+	if got := src.invalidations.Load(); got != 0 {
+		t.Errorf("Invalidate called %d times, want 0 (InvalidateToken instead)", got)
+	}
+	if got := src.calls.Load(); got != 2 {
+		t.Errorf("Token called %d times, want 2 (the rejected attempt and the retry)", got)
+	}
+}
