@@ -577,53 +577,64 @@ func (e *testEnv) failInserts(t *testing.T, word string) {
 }
 
 func TestStorageFailure(t *testing.T) {
-	e := newTestEnv(t, agent.OfflineModel{})
-	e.turn(t, "s", "Hello I live in SF!")
-	e.failInserts(t, "boom")
-	wantSessions, wantMessages := e.counts(t)
-	before := e.items(t, "s")
+	// The database fails the turn on an input item (the second of two, so
+	// the first would be written before), or on the model's output item
+	// (every input item would be written before).
+	for _, tt := range []struct{ name, word, input string }{
+		{"input item", "boom", `[{"role":"user","content":"first"},{"role":"user","content":"boom"}]`},
+		{"output item", "offline demo model", `[{"role":"user","content":"first"},{"role":"user","content":"second"}]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, agent.OfflineModel{})
+			e.turn(t, "s", "Hello I live in SF!")
+			e.failInserts(t, tt.word)
+			wantSessions, wantMessages := e.counts(t)
+			before := e.items(t, "s")
 
-	// The first item of the turn would be written before the second fails.
-	input := `[{"role":"user","content":"first"},{"role":"user","content":"boom"}]`
-	for _, sid := range []string{"s", "new-session"} {
-		body := `{"input":` + input + `,"custom_inputs":{"session_id":"` + sid + `"}}`
-		status, ctype, b := e.post(t, body)
-		if status != http.StatusServiceUnavailable || ctype != "application/json" {
-			t.Fatalf("session %s: status %d %s, want 503 application/json: %s", sid, status, ctype, b)
-		}
-		if !bytes.Contains(b, []byte(`"type":"storage_unavailable"`)) {
-			t.Errorf("session %s: error body %s", sid, b)
-		}
-		if bytes.Contains(b, []byte("simulated")) {
-			t.Errorf("the storage error's detail reached the client: %s", b)
-		}
+			for _, sid := range []string{"s", "new-session"} {
+				body := `{"input":` + tt.input + `,"custom_inputs":{"session_id":"` + sid + `"}}`
+				status, ctype, b := e.post(t, body)
+				if status != http.StatusServiceUnavailable || ctype != "application/json" {
+					t.Fatalf("session %s: status %d %s, want 503 application/json: %s", sid, status, ctype, b)
+				}
+				if !bytes.Contains(b, []byte(`"type":"storage_unavailable"`)) {
+					t.Errorf("session %s: error body %s", sid, b)
+				}
+				if bytes.Contains(b, []byte("simulated")) {
+					t.Errorf("the storage error's detail reached the client: %s", b)
+				}
 
-		events := e.streamTurn(t, `{"stream":true,"input":`+input+`,"custom_inputs":{"session_id":"`+sid+`"}}`)
-		last := events[len(events)-1]
-		var failed response
-		if err := json.Unmarshal(last.data["response"], &failed); err != nil {
-			t.Fatal(err)
-		}
-		if last.name != "response.failed" || failed.Status != "failed" || failed.Error == nil || failed.Error.Code != "storage_unavailable" {
-			t.Errorf("session %s: streamed turn ends with %s", sid, last.raw)
-		}
-		for _, ev := range events {
-			if ev.name == "response.completed" || ev.name == "response.output_item.done" {
-				t.Errorf("session %s: %s sent for a turn that was not stored", sid, ev.name)
+				events := e.streamTurn(t, `{"stream":true,"input":`+tt.input+`,"custom_inputs":{"session_id":"`+sid+`"}}`)
+				last := events[len(events)-1]
+				var failed response
+				if err := json.Unmarshal(last.data["response"], &failed); err != nil {
+					t.Fatal(err)
+				}
+				if last.name != "response.failed" || failed.Status != "failed" || failed.Error == nil || failed.Error.Code != "storage_unavailable" {
+					t.Errorf("session %s: streamed turn ends with %s", sid, last.raw)
+				}
+				for _, ev := range events {
+					if ev.name == "response.completed" || ev.name == "response.output_item.done" {
+						t.Errorf("session %s: %s sent for a turn that was not stored", sid, ev.name)
+					}
+				}
 			}
-		}
-	}
-	if s, m := e.counts(t); s != wantSessions || m != wantMessages {
-		t.Errorf("after failed turns: %d sessions and %d messages, want %d and %d", s, m, wantSessions, wantMessages)
-	}
-	if after := e.items(t, "s"); len(after) != len(before) {
-		t.Errorf("session s holds %d items, want %d", len(after), len(before))
-	}
+			if s, m := e.counts(t); s != wantSessions || m != wantMessages {
+				t.Errorf("after failed turns: %d sessions and %d messages, want %d and %d", s, m, wantSessions, wantMessages)
+			}
+			if after := e.items(t, "s"); len(after) != len(before) {
+				t.Errorf("session s holds %d items, want %d", len(after), len(before))
+			}
 
-	// A turn the database accepts is stored as usual.
-	e.turn(t, "s", "What city did I say I live in?")
-	if after := e.items(t, "s"); len(after) != len(before)+2 {
-		t.Errorf("session s holds %d items after a good turn, want %d", len(after), len(before)+2)
+			// Once the database accepts writes again, turns are stored as usual.
+			if _, err := e.db.ExecContext(context.Background(), "DROP TRIGGER fail_insert"); err != nil {
+				t.Fatal(err)
+			}
+			e.turn(t, "s", "What city did I say I live in?")
+			if after := e.items(t, "s"); len(after) != len(before)+2 {
+				t.Errorf("session s holds %d items after a good turn, want %d", len(after), len(before)+2)
+			}
+		})
 	}
 }
 
