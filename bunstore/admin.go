@@ -96,9 +96,17 @@ func (s *Store) listSessions(ctx context.Context, after *cursor, limit int) (Ses
 	)
 	// One more row than the page tells whether another page follows.
 	if after == nil {
-		rows, err = s.db.QueryContext(ctx, s.q.list, limit+1)
+		rows, err = s.c.query(ctx, s.q.list, limit+1)
 	} else {
-		rows, err = s.db.QueryContext(ctx, s.q.listAfter, after.UpdatedAt, after.SessionID, limit+1)
+		var key any = after.UpdatedAt
+		if s.dialect == dialect.PG {
+			t, err := time.Parse(pgKeyLayout, after.UpdatedAt)
+			if err != nil {
+				return SessionPage{}, fmt.Errorf("%w: pass the NextCursor of the previous page (%v)", ErrInvalidCursor, err)
+			}
+			key = t
+		}
+		rows, err = s.c.query(ctx, s.q.listAfter, key, after.SessionID, limit+1)
 	}
 	if err != nil {
 		return SessionPage{}, err
@@ -198,14 +206,15 @@ func (s *Store) DeleteSessions(ctx context.Context, notUpdatedSince time.Time) (
 		err error
 	)
 	if s.dialect == dialect.PG {
-		err = s.db.QueryRowContext(ctx, s.q.deleteOld, notUpdatedSince).Scan(&n)
+		err = s.c.queryRow(ctx, s.q.deleteOld, notUpdatedSince).Scan(&n)
 	} else {
 		cutoff := notUpdatedSince.UTC().Format("2006-01-02 15:04:05")
 		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.ExecContext(ctx, s.q.deleteOld, cutoff); err != nil {
+			c := newConn(tx, false)
+			if _, err := c.exec(ctx, s.q.deleteOld, cutoff); err != nil {
 				return err
 			}
-			res, err := tx.ExecContext(ctx, s.q.deleteOldSessions, cutoff)
+			res, err := c.exec(ctx, s.q.deleteOldSessions, cutoff)
 			if err != nil {
 				return err
 			}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/lakesession/lakesession"
 )
@@ -54,7 +53,7 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]json.RawMessage, e
 }
 
 func (s *Session) getAll(ctx context.Context) ([]json.RawMessage, error) {
-	rows, err := s.store.db.QueryContext(ctx, s.store.q.getAll, s.id)
+	rows, err := s.store.c.query(ctx, s.store.q.getAll, s.id)
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +92,9 @@ func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, 
 			err  error
 		)
 		if first {
-			rows, err = s.store.db.QueryContext(ctx, s.store.q.getLatest, s.id, want)
+			rows, err = s.store.c.query(ctx, s.store.q.getLatest, s.id, want)
 		} else {
-			rows, err = s.store.db.QueryContext(ctx, s.store.q.getBefore, s.id, keyTime, keyID, want)
+			rows, err = s.store.c.query(ctx, s.store.q.getBefore, s.id, keyTime, keyID, want)
 		}
 		if err != nil {
 			return nil, err
@@ -175,7 +174,7 @@ func (s *Session) AddItems(ctx context.Context, items []json.RawMessage) error {
 }
 
 func (s *Session) addPG(ctx context.Context, data []string) error {
-	res, err := s.store.db.ExecContext(ctx, s.store.q.add, s.id, pgdialect.Array(data))
+	res, err := s.store.c.exec(ctx, s.store.q.add, s.id, data)
 	if err != nil {
 		return err
 	}
@@ -184,8 +183,8 @@ func (s *Session) addPG(ctx context.Context, data []string) error {
 
 func (s *Session) addSQLite(ctx context.Context, data []string) error {
 	var b strings.Builder
-	b.Grow(len(s.store.q.addValues) + 8*len(data))
-	b.WriteString(s.store.q.addValues)
+	b.Grow(len(s.store.q.addValues.driver) + 8*len(data))
+	b.WriteString(s.store.q.addValues.driver)
 	args := make([]any, 0, 2*len(data))
 	for i, d := range data {
 		if i > 0 {
@@ -194,12 +193,13 @@ func (s *Session) addSQLite(ctx context.Context, data []string) error {
 		b.WriteString("(?, ?)")
 		args = append(args, s.id, d)
 	}
-	insert := b.String()
+	insert := newQuery(false, b.String())
 	return s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.store.q.add, s.id); err != nil {
+		c := newConn(tx, false)
+		if _, err := c.exec(ctx, s.store.q.add, s.id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, insert, args...)
+		res, err := c.exec(ctx, insert, args...)
 		if err != nil {
 			return err
 		}
@@ -234,7 +234,7 @@ func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
 			id   int64
 			data []byte
 		)
-		err := s.store.db.QueryRowContext(ctx, s.store.q.pop, s.id).Scan(&id, &data)
+		err := s.store.c.queryRow(ctx, s.store.q.pop, s.id).Scan(&id, &data)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil
 		}
@@ -256,13 +256,14 @@ func (s *Session) ClearSession(ctx context.Context) error {
 	}
 	var err error
 	if s.store.dialect == dialect.PG {
-		_, err = s.store.db.ExecContext(ctx, s.store.q.clear, s.id, s.id)
+		_, err = s.store.c.exec(ctx, s.store.q.clear, s.id, s.id)
 	} else {
 		err = s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			if _, err := tx.ExecContext(ctx, s.store.q.clear, s.id); err != nil {
+			c := newConn(tx, false)
+			if _, err := c.exec(ctx, s.store.q.clear, s.id); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, s.store.q.clearSession, s.id)
+			_, err := c.exec(ctx, s.store.q.clearSession, s.id)
 			return err
 		})
 	}

@@ -7,50 +7,52 @@ import (
 )
 
 // statements are the SQL texts of one Store, built once by New with its
-// quoted table names. Placeholders are Bun's "?".
+// quoted table names.
 type statements struct {
 	// add appends a batch. PostgreSQL: the whole call, one statement (args:
 	// session id, text[] of items). SQLite: the session upsert, followed in
 	// the same transaction by addValues with one "(?, ?)" per item.
-	add       string
-	addValues string
+	add       query
+	addValues query
 
 	// getAll reads every item oldest first (args: session id).
-	getAll string
+	getAll query
 	// getLatest reads the newest items first (args: session id, limit);
 	// getBefore continues it below a (created_at, id) key (args: session
 	// id, created_at, id, limit). They return id, created_at as a key and
 	// message_data.
-	getLatest string
-	getBefore string
+	getLatest query
+	getBefore query
 
 	// pop deletes the newest item and returns its id and message_data
 	// (args: session id).
-	pop string
+	pop query
 
 	// clear removes the items and the session row (args: session id, twice
 	// on PostgreSQL). SQLite: clear deletes the items and clearSession the
 	// row, in one transaction.
-	clear        string
-	clearSession string
+	clear        query
+	clearSession query
 
 	// list reads sessions newest first (args: limit); listAfter continues
 	// below an (updated_at, session_id) key (args: updated_at, session id,
 	// limit). They return session_id, created_at, updated_at as instants,
 	// and updated_at as a key.
-	list      string
-	listAfter string
+	list      query
+	listAfter query
 
 	// deleteOld removes the sessions not updated since a time. PostgreSQL:
 	// one statement returning the count (args: time). SQLite: deleteOld
 	// deletes their items and deleteOldSessions the rows, in one
 	// transaction (args: time as text).
-	deleteOld         string
-	deleteOldSessions string
+	deleteOld         query
+	deleteOldSessions query
 }
 
 func buildStatements(d dialect.Name, n tableNames) statements {
-	r := strings.NewReplacer("{S}", n.sessions, "{M}", n.messages)
+	names := strings.NewReplacer("{S}", n.sessions, "{M}", n.messages)
+	pg := d == dialect.PG
+	r := replacer{names, pg}
 	if d == dialect.PG {
 		return statements{
 			// The upsert locks the session row until commit, so concurrent
@@ -126,4 +128,15 @@ func buildStatements(d dialect.Name, n tableNames) statements {
 			`(SELECT session_id FROM {S} WHERE updated_at < ?)`),
 		deleteOldSessions: r.Replace(`DELETE FROM {S} WHERE updated_at < ?`),
 	}
+}
+
+type replacer struct {
+	names *strings.Replacer
+	pg    bool
+}
+
+// Replace fills in the table names and returns the query in both
+// placeholder styles.
+func (r replacer) Replace(q string) query {
+	return newQuery(r.pg, r.names.Replace(q))
 }

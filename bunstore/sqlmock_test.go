@@ -7,6 +7,7 @@ package bunstore_test
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -29,7 +30,23 @@ var errDB = errors.New("FATAL: terminating connection due to administrator comma
 // dialect. The test fails unless every expectation was met.
 func newMock(t *testing.T, opts ...bunstore.Option) (*bunstore.Store, sqlmock.Sqlmock) {
 	t.Helper()
-	sqldb, mock, err := sqlmock.New()
+	st, mock, _ := newMockDB(t, false, opts...)
+	return st, mock
+}
+
+// passThrough hands every argument to the mock driver as it is, as pgx's
+// database/sql driver takes them (a []string becomes a text[] parameter).
+type passThrough struct{}
+
+func (passThrough) ConvertValue(v any) (driver.Value, error) { return v, nil }
+
+// idbOnly hides which bun.IDB it wraps, as an application's own wrapper
+// would: the store then sends its statements through Bun's formatting.
+type idbOnly struct{ bun.IDB }
+
+func newMockDB(t *testing.T, wrap bool, opts ...bunstore.Option) (*bunstore.Store, sqlmock.Sqlmock, *bun.DB) {
+	t.Helper()
+	sqldb, mock, err := sqlmock.New(sqlmock.ValueConverterOption(passThrough{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,11 +56,16 @@ func newMock(t *testing.T, opts ...bunstore.Option) (*bunstore.Store, sqlmock.Sq
 		}
 		sqldb.Close()
 	})
-	st, err := bunstore.New(bun.NewDB(sqldb, pgdialect.New()), opts...)
+	db := bun.NewDB(sqldb, pgdialect.New())
+	var idb bun.IDB = db
+	if wrap {
+		idb = idbOnly{db}
+	}
+	st, err := bunstore.New(idb, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st, mock
+	return st, mock, db
 }
 
 // sqlLike returns a regexp matching SQL that contains the fragments, in
@@ -66,23 +88,24 @@ func raw(items ...string) []json.RawMessage {
 
 func TestMockAddItemsIsOneStatement(t *testing.T) {
 	st, mock := newMock(t)
-	addSQL := func(id, array string) string {
-		return sqlLike(
-			`WITH s AS (INSERT INTO "agent_sessions" AS s (session_id) VALUES ('`+id+`') `+
-				`ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP RETURNING s.session_id)`,
-			// created_at: read once, from the server clock, after the
-			// session row is locked (t reads s).
-			`t AS MATERIALIZED (SELECT s.session_id, CAST(clock_timestamp() AS timestamp) AS created_at FROM s)`,
-			`INSERT INTO "agent_messages" (session_id, message_data, created_at)`,
-			`SELECT t.session_id, i.message_data, t.created_at`,
-			`FROM t CROSS JOIN unnest(CAST('`+array+`' AS text[])) WITH ORDINALITY AS i(message_data, n)`,
-			`ORDER BY i.n`)
-	}
-	// The first write of a session: still one statement, no BEGIN/COMMIT.
-	mock.ExpectExec(addSQL("sess-1", `{"{\"role\":\"user\",\"content\":\"it''s\"}","{\"n\":2}"}`)).
+	// The first write of a session, and every later one: one statement, no
+	// BEGIN/COMMIT, with the same text on every call (the driver prepares
+	// it once) and the items as one text[] parameter, compacted, in order.
+	add := sqlLike(
+		`WITH s AS (INSERT INTO "agent_sessions" AS s (session_id) VALUES ($1) `+
+			`ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP RETURNING s.session_id)`,
+		// created_at: read once, from the server clock, after the session
+		// row is locked (t reads s).
+		`t AS MATERIALIZED (SELECT s.session_id, CAST(clock_timestamp() AS timestamp) AS created_at FROM s)`,
+		`INSERT INTO "agent_messages" (session_id, message_data, created_at)`,
+		`SELECT t.session_id, i.message_data, t.created_at`,
+		`FROM t CROSS JOIN unnest(CAST($2 AS text[])) WITH ORDINALITY AS i(message_data, n)`,
+		`ORDER BY i.n`)
+	mock.ExpectExec(add).
+		WithArgs("sess-1", []string{`{"role":"user","content":"it's"}`, `{"n":2}`}).
 		WillReturnResult(sqlmock.NewResult(0, 2))
-	// A later write: the same single statement.
-	mock.ExpectExec(addSQL("sess-1", `{"{\"n\":3}"}`)).
+	mock.ExpectExec(add).
+		WithArgs("sess-1", []string{`{"n":3}`}).
 		WillReturnResult(sqlmock.NewResult(0, 1))
 
 	s := st.Session("sess-1")
@@ -98,13 +121,34 @@ func TestMockAddItemsIsOneStatement(t *testing.T) {
 	}
 }
 
+// On a bun.IDB the store cannot see through, the statements go through
+// Bun, which formats the arguments into the text: still one statement.
+func TestMockAddItemsThroughBunFormatting(t *testing.T) {
+	st, mock, _ := newMockDB(t, true)
+	mock.ExpectExec(sqlLike(
+		`WITH s AS (INSERT INTO "agent_sessions" AS s (session_id) VALUES ('sess-1') `,
+		`FROM t CROSS JOIN unnest(CAST('{"{\"role\":\"user\",\"content\":\"it''s\"}","{\"n\":2}"}' AS text[])) WITH ORDINALITY`)).
+		WithoutArgs().
+		WillReturnResult(sqlmock.NewResult(0, 2))
+	mock.ExpectQuery(sqlLike(`WHERE session_id = 'sess-1' ORDER BY created_at DESC, id DESC LIMIT 2`)).
+		WithoutArgs().
+		WillReturnRows(sqlmock.NewRows([]string{"id", "created_at", "message_data"}).AddRow(2, time.Now(), `{"n":2}`))
+	s := st.Session("sess-1")
+	if err := s.AddItems(context.Background(), raw(`{"role":"user","content":"it's"}`, `{"n":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetItems(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMockSchemaQualifiedNames(t *testing.T) {
 	st, mock := newMock(t, bunstore.WithSchema("App"), bunstore.WithTables("chat_sessions", "chat_messages"))
 	mock.ExpectExec(sqlLike(`INSERT INTO "App"."chat_sessions" AS s`, `INSERT INTO "App"."chat_messages"`)).
 		WillReturnResult(sqlmock.NewResult(0, 1))
-	mock.ExpectQuery(sqlLike(`FROM "App"."chat_messages" WHERE session_id = 'x'`)).
+	mock.ExpectQuery(sqlLike(`FROM "App"."chat_messages" WHERE session_id = $1`)).WithArgs("x").
 		WillReturnRows(sqlmock.NewRows([]string{"id", "message_data"}))
-	mock.ExpectExec(sqlLike(`WITH m AS (DELETE FROM "App"."chat_messages" WHERE session_id = 'x') DELETE FROM "App"."chat_sessions" WHERE session_id = 'x'`)).
+	mock.ExpectExec(sqlLike(`WITH m AS (DELETE FROM "App"."chat_messages" WHERE session_id = $1) DELETE FROM "App"."chat_sessions" WHERE session_id = $2`)).WithArgs("x", "x").
 		WillReturnResult(sqlmock.NewResult(0, 1))
 	s := st.Session("x")
 	if err := s.AddItems(context.Background(), raw(`{}`)); err != nil {
@@ -123,7 +167,7 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 	s := st.Session("sess-1")
 	ts := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
 
-	mock.ExpectQuery(sqlLike(`SELECT id, message_data FROM "agent_messages" WHERE session_id = 'sess-1' ORDER BY created_at, id`)).
+	mock.ExpectQuery(sqlLike(`SELECT id, message_data FROM "agent_messages" WHERE session_id = $1 ORDER BY created_at, id`)).WithArgs("sess-1").
 		WillReturnRows(sqlmock.NewRows([]string{"id", "message_data"}).AddRow(1, `{"a":1}`).AddRow(2, `{"b":2}`))
 	got, err := s.GetItems(context.Background(), 0)
 	if err != nil {
@@ -132,7 +176,7 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 	wantItems(t, got, raw(`{"a":1}`, `{"b":2}`))
 
 	// limit > 0: newest first through the index, reversed in Go.
-	mock.ExpectQuery(sqlLike(`SELECT id, created_at, message_data FROM "agent_messages" WHERE session_id = 'sess-1' ORDER BY created_at DESC, id DESC LIMIT 2`)).
+	mock.ExpectQuery(sqlLike(`SELECT id, created_at, message_data FROM "agent_messages" WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`)).WithArgs("sess-1", 2).
 		WillReturnRows(sqlmock.NewRows([]string{"id", "created_at", "message_data"}).
 			AddRow(3, ts, `{"c":3}`).AddRow(2, ts, `{"b":2}`))
 	got, err = s.GetItems(context.Background(), 2)
@@ -141,7 +185,7 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 	}
 	wantItems(t, got, raw(`{"b":2}`, `{"c":3}`))
 
-	mock.ExpectQuery(sqlLike(`DELETE FROM "agent_messages" WHERE id = (SELECT id FROM "agent_messages" WHERE session_id = 'sess-1' ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, message_data`)).
+	mock.ExpectQuery(sqlLike(`DELETE FROM "agent_messages" WHERE id = (SELECT id FROM "agent_messages" WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, message_data`)).WithArgs("sess-1").
 		WillReturnRows(sqlmock.NewRows([]string{"id", "message_data"}).AddRow(3, `{"c":3}`))
 	popped, err := s.PopItem(context.Background())
 	if err != nil || string(popped) != `{"c":3}` {
@@ -155,13 +199,13 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 		t.Fatalf("PopItem on an empty session = %s, %v; want nil, nil", popped, err)
 	}
 
-	mock.ExpectExec(sqlLike(`WITH m AS (DELETE FROM "agent_messages" WHERE session_id = 'sess-1') DELETE FROM "agent_sessions" WHERE session_id = 'sess-1'`)).
+	mock.ExpectExec(sqlLike(`WITH m AS (DELETE FROM "agent_messages" WHERE session_id = $1) DELETE FROM "agent_sessions" WHERE session_id = $2`)).WithArgs("sess-1", "sess-1").
 		WillReturnResult(sqlmock.NewResult(0, 1))
 	if err := s.ClearSession(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
-	mock.ExpectQuery(sqlLike(`SELECT session_id, CAST(created_at AS timestamptz) AS created, CAST(updated_at AS timestamptz) AS updated, updated_at FROM "agent_sessions" ORDER BY updated_at DESC, session_id DESC LIMIT 3`)).
+	mock.ExpectQuery(sqlLike(`SELECT session_id, CAST(created_at AS timestamptz) AS created, CAST(updated_at AS timestamptz) AS updated, updated_at FROM "agent_sessions" ORDER BY updated_at DESC, session_id DESC LIMIT $1`)).WithArgs(3).
 		WillReturnRows(sqlmock.NewRows([]string{"session_id", "created", "updated", "updated_at"}).
 			AddRow("b", ts, ts, ts).AddRow("a", ts, ts, ts).AddRow("0", ts, ts, ts))
 	page, err := st.ListSessions(context.Background(), bunstore.ListOptions{Limit: 2})
@@ -171,7 +215,8 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 	if len(page.Sessions) != 2 || page.NextCursor == "" {
 		t.Fatalf("ListSessions = %+v; want 2 sessions and a cursor", page)
 	}
-	mock.ExpectQuery(sqlLike(`FROM "agent_sessions" WHERE (updated_at, session_id) < (CAST('2025-01-02 03:04:05.000006' AS timestamp), 'a') ORDER BY updated_at DESC, session_id DESC LIMIT 3`)).
+	mock.ExpectQuery(sqlLike(`FROM "agent_sessions" WHERE (updated_at, session_id) < (CAST($1 AS timestamp), $2) ORDER BY updated_at DESC, session_id DESC LIMIT $3`)).
+		WithArgs(ts, "a", 3).
 		WillReturnRows(sqlmock.NewRows([]string{"session_id", "created", "updated", "updated_at"}).AddRow("0", ts, ts, ts))
 	page, err = st.ListSessions(context.Background(), bunstore.ListOptions{Limit: 2, Cursor: page.NextCursor})
 	if err != nil {
@@ -181,8 +226,8 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 		t.Fatalf("last page = %+v; want 1 session and no cursor", page)
 	}
 
-	mock.ExpectQuery(sqlLike(`WITH d AS (DELETE FROM "agent_sessions" WHERE updated_at < CAST(CAST('2025-01-02 03:04:05.000006+00:00' AS timestamptz) AS timestamp) RETURNING session_id), ` +
-		`m AS (DELETE FROM "agent_messages" WHERE session_id IN (SELECT session_id FROM d)) SELECT count(*) FROM d`)).
+	mock.ExpectQuery(sqlLike(`WITH d AS (DELETE FROM "agent_sessions" WHERE updated_at < CAST(CAST($1 AS timestamptz) AS timestamp) RETURNING session_id), ` +
+		`m AS (DELETE FROM "agent_messages" WHERE session_id IN (SELECT session_id FROM d)) SELECT count(*) FROM d`)).WithArgs(ts).
 		WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(7))
 	n, err := st.DeleteSessions(context.Background(), ts)
 	if err != nil || n != 7 {
@@ -199,10 +244,11 @@ func TestMockGetItemsRefillsAfterCorruptRows(t *testing.T) {
 		reported = append(reported, c)
 	}))
 	ts := time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)
-	mock.ExpectQuery(sqlLike(`ORDER BY created_at DESC, id DESC LIMIT 3`)).
+	mock.ExpectQuery(sqlLike(`ORDER BY created_at DESC, id DESC LIMIT $2`)).WithArgs("s", 3).
 		WillReturnRows(sqlmock.NewRows([]string{"id", "created_at", "message_data"}).
 			AddRow(9, ts, `{"i":9}`).AddRow(8, ts, `{"i":8`).AddRow(7, ts, `{"i":7}`))
-	mock.ExpectQuery(sqlLike(`WHERE session_id = 's' AND (created_at, id) < (CAST('2025-01-02 03:04:05.123456+00:00' AS timestamp), 7) ORDER BY created_at DESC, id DESC LIMIT 1`)).
+	mock.ExpectQuery(sqlLike(`WHERE session_id = $1 AND (created_at, id) < (CAST($2 AS timestamp), $3) ORDER BY created_at DESC, id DESC LIMIT $4`)).
+		WithArgs("s", ts, int64(7), 1).
 		WillReturnRows(sqlmock.NewRows([]string{"id", "created_at", "message_data"}).AddRow(5, ts, `{"i":5}`))
 	got, err := st.Session("s").GetItems(context.Background(), 3)
 	if err != nil {
@@ -220,7 +266,7 @@ func TestMockPopItemPopsPastCorruptRow(t *testing.T) {
 	st, mock := newMock(t, bunstore.WithCorruptItemHandler(func(_ context.Context, c bunstore.CorruptItem) {
 		reported = append(reported, c)
 	}))
-	pop := sqlLike(`DELETE FROM "agent_messages" WHERE id = (SELECT id FROM "agent_messages" WHERE session_id = 's'`)
+	pop := sqlLike(`DELETE FROM "agent_messages" WHERE id = (SELECT id FROM "agent_messages" WHERE session_id = $1`)
 	mock.ExpectQuery(pop).WillReturnRows(sqlmock.NewRows([]string{"id", "message_data"}).AddRow(4, `not json`))
 	mock.ExpectQuery(pop).WillReturnRows(sqlmock.NewRows([]string{"id", "message_data"}).AddRow(3, `{"i":3}`))
 	got, err := st.Session("s").PopItem(context.Background())
@@ -283,7 +329,7 @@ func TestMockDatabaseErrors(t *testing.T) {
 		},
 		{
 			name:   "GetItemsLatest",
-			expect: func(m sqlmock.Sqlmock) { m.ExpectQuery(sqlLike(`DESC LIMIT 5`)).WillReturnError(errDB) },
+			expect: func(m sqlmock.Sqlmock) { m.ExpectQuery(sqlLike(`DESC LIMIT $2`)).WillReturnError(errDB) },
 			call: func(st *bunstore.Store) error {
 				_, err := st.Session("sess-1").GetItems(context.Background(), 5)
 				return err
@@ -293,7 +339,7 @@ func TestMockDatabaseErrors(t *testing.T) {
 		{
 			name: "GetItemsLatestRowError",
 			expect: func(m sqlmock.Sqlmock) {
-				m.ExpectQuery(sqlLike(`DESC LIMIT 5`)).WillReturnRows(
+				m.ExpectQuery(sqlLike(`DESC LIMIT $2`)).WillReturnRows(
 					sqlmock.NewRows([]string{"id", "created_at", "message_data"}).AddRow(2, time.Now(), `{}`).RowError(0, errDB))
 			},
 			call: func(st *bunstore.Store) error {
@@ -305,7 +351,7 @@ func TestMockDatabaseErrors(t *testing.T) {
 		{
 			name: "GetItemsRefill",
 			expect: func(m sqlmock.Sqlmock) {
-				m.ExpectQuery(sqlLike(`DESC LIMIT 1`)).WillReturnRows(
+				m.ExpectQuery(sqlLike(`DESC LIMIT $2`)).WillReturnRows(
 					sqlmock.NewRows([]string{"id", "created_at", "message_data"}).AddRow(2, time.Now(), `{`))
 				m.ExpectQuery(sqlLike(`(created_at, id) <`)).WillReturnError(errDB)
 			},

@@ -38,6 +38,7 @@ var _ lakesession.Session = (*Session)(nil)
 // create one per database and share it.
 type Store struct {
 	db      bun.IDB
+	c       conn
 	dialect dialect.Name
 	cfg     config
 	q       statements
@@ -144,7 +145,7 @@ func New(db bun.IDB, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(cfg.problems, "; "))
 	}
 	cfg.problems = nil
-	s := &Store{db: db, dialect: name, cfg: cfg}
+	s := &Store{db: db, c: newConn(db, name == dialect.PG), dialect: name, cfg: cfg}
 	s.q = buildStatements(name, s.names())
 	return s, nil
 }
