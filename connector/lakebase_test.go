@@ -49,7 +49,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func newLakebase(t *testing.T, lifetime time.Duration, opts ...connector.Option) *lakebase {
+func newLakebase(t testing.TB, lifetime time.Duration, opts ...connector.Option) *lakebase {
 	t.Helper()
 	s := tlsServer(t)
 	var b [4]byte
@@ -92,7 +92,7 @@ func newLakebase(t *testing.T, lifetime time.Duration, opts ...connector.Option)
 	return &lakebase{server: s, fake: fake, src: src, role: role, conn: c, logs: logs}
 }
 
-func (l *lakebase) openDB(t *testing.T) *sql.DB {
+func (l *lakebase) openDB(t testing.TB) *sql.DB {
 	db := connector.OpenDB(l.conn)
 	t.Cleanup(func() { db.Close() })
 	return db
