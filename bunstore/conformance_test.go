@@ -20,5 +20,7 @@ func TestConformance(t *testing.T) {
 	t.Run("postgres-schema-and-tables", func(t *testing.T) {
 		run(t, newStore(t, openPG(t), bunstore.WithSchema("Agents"), bunstore.WithTables("Chat_Sessions", "chat_messages")))
 	})
+	t.Run("postgres-bun-formatting", func(t *testing.T) { run(t, newStore(t, idbOnly{openPG(t)})) })
 	t.Run("sqlite", func(t *testing.T) { run(t, newStore(t, openSQLite(t))) })
+	t.Run("sqlite-bun-formatting", func(t *testing.T) { run(t, newStore(t, idbOnly{openSQLite(t)})) })
 }

@@ -1,0 +1,138 @@
+// Package bunstore keeps conversation histories (lakesession.Session) in
+// PostgreSQL or SQLite through Bun.
+//
+// A Store works on any bun.IDB: a *bun.DB, a bun.Conn or a bun.Tx, so it
+// also works inside RunInTx. Create one Store per database and share it;
+// Store.Session returns a cheap handle per session id. The tables are those
+// of the Python openai-agents SQLAlchemySession (see package models), so a
+// Go service and a Python agent can share them.
+//
+// # PostgreSQL
+//
+//	sqldb, err := sql.Open("pgx", "postgres://app@db.example.com/app?sslmode=verify-full")
+//	if err != nil {
+//		return err
+//	}
+//	db := bun.NewDB(sqldb, pgdialect.New())
+//	store, err := bunstore.New(db)
+//	if err != nil {
+//		return err
+//	}
+//	if err := store.CreateTables(ctx); err != nil { // or run package migrations
+//		return err
+//	}
+//	sess := store.Session("user-789")
+//	err = sess.AddItems(ctx, []json.RawMessage{json.RawMessage(`{"role":"user","content":"Hello"}`)})
+//	items, err := sess.GetItems(ctx, 20) // the latest 20, oldest first
+//
+// For Databricks Lakebase, open the *sql.DB with package connector, which
+// logs in with short-lived tokens.
+//
+// # SQLite
+//
+// Package sqlitedb opens a file with the pure-Go driver and the settings a
+// shared store needs (it is separate so that PostgreSQL users do not link
+// SQLite):
+//
+//	db, err := sqlitedb.Open("sessions.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	store, err := bunstore.New(db)
+//
+// # Inside a transaction
+//
+// A Store on a bun.Tx reads and writes in that transaction; methods that
+// need a transaction of their own nest as a savepoint.
+//
+//	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+//		store, err := bunstore.New(tx)
+//		if err != nil {
+//			return err
+//		}
+//		if err := store.Session(id).AddItems(ctx, items); err != nil {
+//			return err
+//		}
+//		return recordUsage(ctx, tx, id) // the application's own writes, same transaction
+//	})
+//
+// # Table names and schema
+//
+// WithTables and WithSchema choose other names (checked identifiers,
+// quoted in SQL). On SQLite a schema is an attached database, which must be
+// attached on the connection (sqlitedb.Open keeps a single one).
+//
+//	store, err := bunstore.New(db,
+//		bunstore.WithSchema("agents"),
+//		bunstore.WithTables("chat_sessions", "chat_messages"))
+//
+// # Guarantees
+//
+//   - One statement per call on PostgreSQL: AddItems upserts the session
+//     row, touches updated_at and inserts the batch in one statement, also
+//     on a session's first write. (Python's SQLAlchemySession takes five.)
+//     On SQLite, AddItems and ClearSession are two statements in one
+//     transaction.
+//   - Order: items come back in (created_at, id) order, which is the order
+//     in which batches committed and, within a batch, the caller's order.
+//     Concurrent batches on one session are serialized by the session row's
+//     lock and never interleave; a batch reads the clock once, after it
+//     holds that lock, and all its rows share that created_at.
+//   - created_at and updated_at come from the database server's clock, as
+//     TIMESTAMP WITHOUT TIME ZONE in the connection's TimeZone (PostgreSQL)
+//     or UTC (SQLite), as Python writes them. ListSessions and
+//     DeleteSessions convert them to and from instants. Writers that share
+//     a PostgreSQL database should use one TimeZone setting (normally the
+//     server's default), or their wall-clock times will not compare.
+//   - PopItem is atomic: concurrent pops return distinct items and lose
+//     none.
+//   - A stored item that is not valid JSON (written by another program) is
+//     skipped by GetItems without counting toward limit, removed by PopItem,
+//     which pops the next one, and reported to WithCorruptItemHandler or the
+//     WithLogger logger.
+//   - Bad input is refused before anything is written: invalid session ids
+//     (lakesession.ErrInvalidSessionID), items that are not JSON objects or
+//     not UTF-8 (lakesession.ErrInvalidItem), invalid options
+//     (ErrInvalidConfig).
+//   - Contexts: a call returns when its context ends, with an error that
+//     wraps the context's error, and a batch is stored whole or not at all.
+//     An error does not prove the batch absent: the statement may have
+//     committed just before the cancellation arrived, and on PostgreSQL a
+//     statement the server is still running (for example, waiting for a
+//     lock) runs on unless the driver cancels it: with pgx, set
+//     pgconn.Config.BuildContextWatcherHandler to a
+//     pgconn.CancelRequestContextWatcherHandler.
+//
+// # How statements are sent
+//
+// On a *bun.DB, bun.Tx or bun.Conn, the store sends its statements through
+// the database/sql handle underneath, with arguments bound by the driver:
+// each statement's text is constant, so pgx prepares it once per connection
+// and a call is one round trip, and a batch travels as one text[]
+// parameter. Bun's query hooks do not see these statements (a
+// database/sql-level tracer does). On any other bun.IDB the statements go
+// through Bun, which formats the arguments into the text; with pgx, use
+// default_query_exec_mode=exec or simple_protocol there, or every call
+// prepares a new statement first.
+//
+// # Listing and retention
+//
+//	page, err := store.ListSessions(ctx, bunstore.ListOptions{Limit: 50})
+//	for _, s := range page.Sessions {
+//		fmt.Println(s.ID, s.UpdatedAt)
+//	}
+//	next, err := store.ListSessions(ctx, bunstore.ListOptions{Limit: 50, Cursor: page.NextCursor})
+//
+//	n, err := store.DeleteSessions(ctx, time.Now().AddDate(0, 0, -30)) // idle for 30 days
+//
+// # Sharing the tables with Python
+//
+// Rows written by SQLAlchemySession read back here in its order, and rows
+// written here read back through its queries. CreateTables and the
+// migrations keep tables Python created (id SERIAL instead of BIGINT) and
+// add the (session_id, created_at, id) index reads use. Python stamps a
+// batch with its transaction's start time rather than after taking the
+// session's lock, so batches it writes concurrently with others may sort
+// before batches that committed earlier.
+package bunstore
