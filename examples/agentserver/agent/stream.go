@@ -29,13 +29,24 @@ func (s *sseWriter) send(typ string, fields map[string]any) error {
 	if s.err != nil {
 		return s.err
 	}
-	fields["type"] = typ
-	fields["sequence_number"] = s.seq
-	s.seq++
-	data, err := json.Marshal(fields)
+	rest, err := json.Marshal(fields)
 	if err != nil {
 		s.err = err
 		return err
+	}
+	// "type" and "sequence_number" first, as the Responses API sends them.
+	head, err := json.Marshal(struct {
+		Type string `json:"type"`
+		Seq  int    `json:"sequence_number"`
+	}{typ, s.seq})
+	if err != nil {
+		s.err = err
+		return err
+	}
+	s.seq++
+	data := head
+	if len(fields) > 0 {
+		data = append(append(head[:len(head)-1], ','), rest[1:]...)
 	}
 	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", typ, data); err != nil {
 		s.err = err
