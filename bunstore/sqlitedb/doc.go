@@ -1,7 +1,8 @@
 // Package sqlitedb opens an SQLite database file for bunstore, with the pure
-// Go driver modernc.org/sqlite (no cgo) and settings that make it safe to
-// share between many goroutines: foreign keys on, WAL, a busy timeout, and
-// transactions that take the write lock when they begin.
+// Go driver modernc.org/sqlite (no cgo) and the settings a store shared by
+// many goroutines needs: foreign keys on, WAL, a busy timeout, transactions
+// that take the write lock when they begin, and a single connection, so
+// that callers queue where their contexts apply.
 //
 // It is a package of its own so that programs that use only PostgreSQL do
 // not link SQLite.
@@ -27,8 +28,10 @@
 // Open(":memory:") gives a private database that disappears with the
 // *bun.DB, handy for tests and examples.
 //
-// # Sharing the file with Python
+// # Sharing the file
 //
-// The Python SQLAlchemySession (sqlite+aiosqlite) can use the same file: the
-// tables and their CURRENT_TIMESTAMP times (UTC text) are the same.
+// Other processes, such as a Python agent using SQLAlchemySession with
+// sqlite+aiosqlite, can use the same file: the tables and their
+// CURRENT_TIMESTAMP times (UTC text, whole seconds) are the same. A process
+// waits up to BusyTimeout for another's write to finish.
 package sqlitedb
