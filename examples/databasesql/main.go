@@ -22,9 +22,7 @@
 // # The pattern
 //
 //	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Instance: "my-instance"})
-//	c, err := connector.New(connector.Config{
-//		Host: src.Host(), User: src.User(), Database: src.Database(), Tokens: src,
-//	})
+//	c, err := connector.ForLakebase(src)      // each new connection logs in with src's token
 //	db := connector.OpenDB(c)                 // the app's *sql.DB, as before
 //	bdb := bun.NewDB(db, pgdialect.New())     // the same pool, for the store
 //	store, err := bunstore.New(bdb)
@@ -85,7 +83,7 @@ func openDB(ctx context.Context, getenv func(string) string) (*sql.DB, func(), e
 		if d := getenv("LAKEBASE_DATABASE"); d != "" {
 			opts = append(opts, lakebasecred.WithDatabase(d))
 		}
-		return openLakebase(ctx, w, target, connector.Config{}, opts...)
+		return openLakebase(ctx, w, target, nil, opts...)
 	case dsn != "":
 		c, err := connector.New(connector.Config{DSN: dsn})
 		if err != nil {
@@ -98,16 +96,13 @@ func openDB(ctx context.Context, getenv func(string) string) (*sql.DB, func(), e
 	}
 }
 
-// openLakebase opens a *sql.DB on the Lakebase database of target. conn
-// holds connection settings other than Host, User, Database and Tokens,
-// which come from the Lakebase source.
-func openLakebase(ctx context.Context, w *databricks.WorkspaceClient, target lakebasecred.Target, conn connector.Config, opts ...lakebasecred.Option) (*sql.DB, func(), error) {
+// openLakebase opens a *sql.DB on the Lakebase database of target.
+func openLakebase(ctx context.Context, w *databricks.WorkspaceClient, target lakebasecred.Target, copts []connector.Option, opts ...lakebasecred.Option) (*sql.DB, func(), error) {
 	src, err := lakebasecred.New(ctx, w, target, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
-	conn.Host, conn.User, conn.Database, conn.Tokens = src.Host(), src.User(), src.Database(), src
-	c, err := connector.New(conn)
+	c, err := connector.ForLakebase(src, copts...)
 	if err != nil {
 		src.Close()
 		return nil, nil, err

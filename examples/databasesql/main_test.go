@@ -60,7 +60,7 @@ func TestPostgres(t *testing.T) {
 func TestLakebase(t *testing.T) {
 	lb := locallakebase.Setup(t)
 	db, closeDB, err := openLakebase(context.Background(), lb.Fake.WorkspaceClient(),
-		lakebasecred.Target{Instance: locallakebase.InstanceName}, lb.Connection,
+		lakebasecred.Target{Instance: locallakebase.InstanceName}, lb.ConnectorOptions,
 		lakebasecred.WithDatabase(lb.Database))
 	if err != nil {
 		t.Fatal(err)

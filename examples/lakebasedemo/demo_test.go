@@ -29,16 +29,16 @@ func TestLakebaseDemo(t *testing.T) {
 	lb := locallakebase.Setup(t)
 	fmt.Fprintf(out, "\nDatabricks control plane (lakebasetest fake, offline): %s\n", lb.Fake.URL())
 	fmt.Fprintf(out, "  instance %q -> PostgreSQL 127.0.0.1:%d, TLS verify-full; user %q; database %q\n",
-		locallakebase.InstanceName, lb.Connection.Port, lb.Role, lb.Database)
+		locallakebase.InstanceName, lb.Port, lb.Role, lb.Database)
 
 	// The agent server's own storage code, given the fake's client instead
 	// of databricks.NewWorkspaceClient() and the local server's port and
 	// certificate.
 	st, err := storage.Open(ctx, storage.Config{
-		Lakebase:           lakebasecred.Target{Instance: locallakebase.InstanceName},
-		LakebaseDatabase:   lb.Database,
-		Workspace:          func() (*databricks.WorkspaceClient, error) { return lb.Fake.WorkspaceClient(), nil },
-		LakebaseConnection: lb.Connection,
+		Lakebase:         lakebasecred.Target{Instance: locallakebase.InstanceName},
+		LakebaseDatabase: lb.Database,
+		Workspace:        func() (*databricks.WorkspaceClient, error) { return lb.Fake.WorkspaceClient(), nil },
+		ConnectorOptions: lb.ConnectorOptions,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -51,10 +51,9 @@ type Config struct {
 	Workspace func() (*databricks.WorkspaceClient, error)
 	// LakebaseOptions are passed on to lakebasecred.New.
 	LakebaseOptions []lakebasecred.Option
-	// LakebaseConnection holds the connection settings for Lakebase, such as
-	// Port, SSLRootCert or Schema; Host, User, Database and Tokens are
-	// filled in from the Lakebase source, and ApplicationName when empty.
-	LakebaseConnection connector.Config
+	// ConnectorOptions are passed on to connector.ForLakebase, after
+	// connector.WithApplicationName("agentserver").
+	ConnectorOptions []connector.Option
 }
 
 // FromEnv returns the Config that the environment variables above describe.
@@ -188,12 +187,8 @@ func openLakebase(ctx context.Context, cfg Config) (*Storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: Lakebase: %w", err)
 	}
-	cc := cfg.LakebaseConnection
-	cc.Host, cc.User, cc.Database, cc.Tokens = src.Host(), src.User(), src.Database(), src
-	if cc.ApplicationName == "" {
-		cc.ApplicationName = "agentserver"
-	}
-	c, err := connector.New(cc)
+	copts := append([]connector.Option{connector.WithApplicationName("agentserver")}, cfg.ConnectorOptions...)
+	c, err := connector.ForLakebase(src, copts...)
 	if err != nil {
 		src.Close()
 		return nil, fmt.Errorf("storage: Lakebase connector: %w", err)

@@ -115,10 +115,10 @@ func TestOpenLakebase(t *testing.T) {
 	lb := locallakebase.Setup(t)
 	ctx := context.Background()
 	st, err := storage.Open(ctx, storage.Config{
-		Lakebase:           lakebasecred.Target{Instance: locallakebase.InstanceName},
-		LakebaseDatabase:   lb.Database,
-		Workspace:          func() (*databricks.WorkspaceClient, error) { return lb.Fake.WorkspaceClient(), nil },
-		LakebaseConnection: lb.Connection,
+		Lakebase:         lakebasecred.Target{Instance: locallakebase.InstanceName},
+		LakebaseDatabase: lb.Database,
+		Workspace:        func() (*databricks.WorkspaceClient, error) { return lb.Fake.WorkspaceClient(), nil },
+		ConnectorOptions: lb.ConnectorOptions,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestOpenLakebaseFromEnvironment(t *testing.T) {
 		"LAKEBASE_INSTANCE_NAME": "127.0.0.1",
 		"LAKEBASE_DATABASE":      lb.Database,
 	}))
-	cfg.LakebaseConnection = lb.Connection
+	cfg.ConnectorOptions = lb.ConnectorOptions
 	st, err := storage.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -36,9 +36,12 @@ type Env struct {
 	Database string
 	// Admin is a superuser pool on the server.
 	Admin *sql.DB
-	// Connection holds the settings that differ from a real Lakebase: the
-	// local server's port and its self-signed certificate (verify-full).
-	Connection connector.Config
+	// Port is the local server's port.
+	Port int
+	// ConnectorOptions are the settings that differ from a real Lakebase:
+	// the local server's port, and its self-signed certificate, checked
+	// with verify-full.
+	ConnectorOptions []connector.Option
 }
 
 // Setup makes the stand-in. It skips t (fails it under CI=true) when no test
@@ -93,10 +96,11 @@ func Setup(t testing.TB) *Env {
 		Role:     role,
 		Database: dbc.Database,
 		Admin:    admin,
-		Connection: connector.Config{
-			Port:        int(pc.Port),
-			SSLMode:     "verify-full",
-			SSLRootCert: rootCert,
+		Port:     int(pc.Port),
+		ConnectorOptions: []connector.Option{
+			connector.WithPort(int(pc.Port)),
+			connector.WithSSLMode("verify-full"),
+			connector.WithSSLRootCert(rootCert),
 		},
 	}
 }
