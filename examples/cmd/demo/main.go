@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,7 +52,10 @@ func main() {
 
 var listeningRE = regexp.MustCompile(`msg=listening url=(http://\S+)`)
 
-func run(server, dir string, out io.Writer) (err error) {
+func run(server, dir string, w io.Writer) (err error) {
+	// The server's log lines and the conversation are written from two
+	// goroutines.
+	out := &lockedWriter{w: w}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "lakesession-demo-")
 		if err != nil {
@@ -151,6 +155,18 @@ func run(server, dir string, out io.Writer) (err error) {
 	}
 	fmt.Fprintf(out, "\ndemo OK: the second answer recalled SF from session %s\n", res.SessionID)
 	return nil
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // offlineEnv returns env without the variables that would make the server
