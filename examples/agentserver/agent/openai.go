@@ -120,22 +120,38 @@ func chatMessages(instructions string, items []json.RawMessage) []openai.ChatCom
 	if instructions != "" {
 		msgs = append(msgs, openai.SystemMessage(instructions))
 	}
-	// calls collects consecutive function calls into one assistant message,
-	// as chat completions expect.
-	var calls []openai.ChatCompletionMessageToolCallUnionParam
+	// pending collects consecutive function calls into one assistant
+	// message, as chat completions expect.
+	var pending []openai.ChatCompletionMessageToolCallUnionParam
 	flush := func() {
-		if len(calls) > 0 {
+		if len(pending) > 0 {
 			msgs = append(msgs, openai.ChatCompletionMessageParamUnion{
-				OfAssistant: &openai.ChatCompletionAssistantMessageParam{ToolCalls: calls},
+				OfAssistant: &openai.ChatCompletionAssistantMessageParam{ToolCalls: pending},
 			})
-			calls = nil
+			pending = nil
 		}
 	}
-	for _, raw := range items {
-		m := parseMessage(raw)
+	// A history window (Handler.HistoryLimit) may cut a function call from
+	// its output; chat completions refuse either half alone, so both are
+	// left out then.
+	parsed := make([]message, len(items))
+	calls, outputs := map[string]bool{}, map[string]bool{}
+	for i, raw := range items {
+		parsed[i] = parseMessage(raw)
+		switch parsed[i].Type {
+		case "function_call":
+			calls[parsed[i].CallID] = true
+		case "function_call_output":
+			outputs[parsed[i].CallID] = true
+		}
+	}
+	for _, m := range parsed {
 		switch {
+		case m.Type == "function_call" && !outputs[m.CallID],
+			m.Type == "function_call_output" && !calls[m.CallID]:
+			continue
 		case m.Type == "function_call":
-			calls = append(calls, openai.ChatCompletionMessageToolCallUnionParam{
+			pending = append(pending, openai.ChatCompletionMessageToolCallUnionParam{
 				OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
 					ID: m.CallID,
 					Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{

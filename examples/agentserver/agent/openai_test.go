@@ -210,6 +210,24 @@ func TestOpenAIModelThroughHandler(t *testing.T) {
 	if n := len(e.items(t, sid)); n != 4+7 {
 		t.Errorf("stored %d items after the tool turn, want 11", n)
 	}
+
+	// A history window that starts between a call and its output leaves the
+	// orphaned half out, as does a call without output in the input:
+	// chat completions refuse them.
+	e.h.HistoryLimit = 6 // fc c2, out c1, out c2, reasoning, user, assistant
+	status, _, body = e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[
+		{"type":"function_call","call_id":"c3","name":"weather","arguments":"{}"},
+		{"role":"user","content":"And now?"}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("windowed turn: %d %s", status, body)
+	}
+	msgs = fake.lastRequest(t)
+	if got := roles(msgs); got != "system,assistant,tool,user,assistant,user" {
+		t.Fatalf("windowed turn roles %s", got)
+	}
+	if len(msgs[1].ToolCalls) != 1 || msgs[1].ToolCalls[0].ID != "c2" || msgs[2].ToolCallID != "c2" {
+		t.Errorf("windowed turn kept %+v, %+v; want only the c2 pair", msgs[1], msgs[2])
+	}
 }
 
 func TestOpenAIModelHistoryLimit(t *testing.T) {
