@@ -1,0 +1,38 @@
+// Command agentserver is an agent HTTP server in the shape of the Databricks
+// agent template, whose conversations are kept by lakesession: one session
+// per custom_inputs.session_id, on an embedded SQLite file, a PostgreSQL
+// database or Databricks Lakebase.
+//
+// # Run
+//
+//	go run ./agentserver                   # SQLite file agentserver.db, offline model
+//	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"Hello I live in SF!"}]}'
+//	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"What city did I say I live in?"}],
+//	    "custom_inputs":{"session_id":"<custom_outputs.session_id of the first answer>"}}'
+//	curl -sN localhost:8000/invocations -d '{"input":[{"role":"user","content":"Hello!"}],"stream":true}'
+//
+// SIGINT or SIGTERM stop it gracefully: requests in flight are finished
+// (for up to 30 seconds), then the database is closed.
+//
+// # Flags and environment
+//
+//	-addr           listen address; default $ADDR, else :$DATABRICKS_APP_PORT, else 127.0.0.1:8000
+//	-history-limit  how many of the latest history items the model sees; default $HISTORY_LIMIT, else all
+//
+// Storage (see package storage): SQLITE_PATH (default agentserver.db),
+// DATABASE_URL for PostgreSQL, or LAKEBASE_INSTANCE_NAME (name or hostname),
+// LAKEBASE_ENDPOINT, or LAKEBASE_PROJECT with LAKEBASE_BRANCH for Lakebase,
+// authenticated with the Databricks SDK's usual DATABRICKS_* variables.
+//
+// Model: OPENAI_BASE_URL, OPENAI_API_KEY and OPENAI_MODEL select any
+// OpenAI-compatible chat completions endpoint; AGENT_INSTRUCTIONS is sent as
+// its system message. For a Databricks model serving endpoint:
+//
+//	OPENAI_BASE_URL=https://<workspace-host>/serving-endpoints
+//	OPENAI_API_KEY=<a Databricks token>
+//	OPENAI_MODEL=<serving endpoint name, e.g. databricks-claude-sonnet-4>
+//
+// With none of them set, the server uses a small offline model that is not a
+// language model: it says so in every reply, and only recalls where the user
+// said they live and their name, from the session's history.
+package main
