@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -176,6 +177,55 @@ func TestCorruptRowsAreLogged(t *testing.T) {
 		}
 		if strings.Contains(buf.String(), "PRIVATE") {
 			t.Fatalf("the log shows the item's content: %s", buf.String())
+		}
+	})
+}
+
+// The paths that continue from a key (GetItems' refill, ListSessions'
+// cursor) and DeleteSessions also work when the statements go through Bun's
+// formatting.
+func TestKeysThroughBunFormatting(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *bun.DB) {
+		rec := &corruptRecorder{}
+		st := newStore(t, idbOnly{db}, bunstore.WithCorruptItemHandler(rec.handle))
+		id := "formatted"
+		v := batch("v", 5)
+		mustAdd(t, st.Session(id), v)
+		if _, err := db.ExecContext(context.Background(),
+			"UPDATE agent_messages SET message_data = 'broken' WHERE session_id = ? AND message_data IN (?, ?)",
+			id, string(v[2]), string(v[3])); err != nil {
+			t.Fatal(err)
+		}
+		wantItems(t, mustGet(t, st.Session(id), 2), []json.RawMessage{v[1], v[4]})
+		if got := rec.take(t, id); len(got) != 2 {
+			t.Fatalf("reported %q", got)
+		}
+		for _, other := range []string{"a", "b", "c"} {
+			mustAdd(t, st.Session(other), batch(other, 1))
+		}
+		seen := map[string]bool{}
+		opts := bunstore.ListOptions{Limit: 1}
+		for {
+			page, err := st.ListSessions(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range page.Sessions {
+				if seen[s.ID] {
+					t.Fatalf("%s listed twice", s.ID)
+				}
+				seen[s.ID] = true
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			opts.Cursor = page.NextCursor
+		}
+		if len(seen) != 4 {
+			t.Fatalf("listed %v", seen)
+		}
+		if n, err := st.DeleteSessions(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 4 {
+			t.Fatalf("DeleteSessions = %d, %v; want 4", n, err)
 		}
 	})
 }
