@@ -196,3 +196,20 @@ func TestConcurrentCreateTables(t *testing.T) {
 		})
 	}
 }
+
+// A batch of 20,000 items is stored whole and in order (SQLite limits the
+// parameters of one statement; PostgreSQL gets them as one text[]).
+func TestLargeBatch(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *bun.DB) {
+		st := newStore(t, db)
+		s := st.Session("large")
+		const n = 20000
+		items := batch("l", n)
+		mustAdd(t, s, items)
+		wantItems(t, mustGet(t, s, 0), items)
+		wantItems(t, mustGet(t, s, 20), items[n-20:])
+		if got, err := s.PopItem(context.Background()); err != nil || string(got) != string(items[n-1]) {
+			t.Fatalf("PopItem = %s, %v", got, err)
+		}
+	})
+}

@@ -181,29 +181,39 @@ func (s *Session) addPG(ctx context.Context, data []string) error {
 	return checkAffected(res, len(data))
 }
 
+// sqliteChunk is how many items one SQLite INSERT carries (two parameters
+// each, well under SQLite's limit on parameters per statement).
+const sqliteChunk = 1000
+
 func (s *Session) addSQLite(ctx context.Context, data []string) error {
-	var b strings.Builder
-	b.Grow(len(s.store.q.addValues.driver) + 8*len(data))
-	b.WriteString(s.store.q.addValues.driver)
-	args := make([]any, 0, 2*len(data))
-	for i, d := range data {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?)")
-		args = append(args, s.id, d)
-	}
-	insert := newQuery(false, b.String())
 	return s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		c := newConn(tx, false)
 		if _, err := c.exec(ctx, s.store.q.add, s.id); err != nil {
 			return err
 		}
-		res, err := c.exec(ctx, insert, args...)
-		if err != nil {
-			return err
+		for len(data) > 0 {
+			chunk := data[:min(len(data), sqliteChunk)]
+			data = data[len(chunk):]
+			var b strings.Builder
+			b.Grow(len(s.store.q.addValues.driver) + 8*len(chunk))
+			b.WriteString(s.store.q.addValues.driver)
+			args := make([]any, 0, 2*len(chunk))
+			for i, d := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(?, ?)")
+				args = append(args, s.id, d)
+			}
+			res, err := c.exec(ctx, newQuery(false, b.String()), args...)
+			if err != nil {
+				return err
+			}
+			if err := checkAffected(res, len(chunk)); err != nil {
+				return err
+			}
 		}
-		return checkAffected(res, len(data))
+		return nil
 	})
 }
 

@@ -11,7 +11,8 @@ import (
 type statements struct {
 	// add appends a batch. PostgreSQL: the whole call, one statement (args:
 	// session id, text[] of items). SQLite: the session upsert, followed in
-	// the same transaction by addValues with one "(?, ?)" per item.
+	// the same transaction by addValues with one "(?, ?)" per item, in
+	// chunks.
 	add       query
 	addValues query
 
