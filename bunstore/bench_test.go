@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -66,14 +67,19 @@ func benchItems(from, n int) []json.RawMessage {
 // PostgreSQL beside the Python SQLAlchemySession's statements and a floor
 // of one bare statement, all in one run on one pool. The large sessions are
 // built once, each by one statement.
+//
+// Each operation has a sub-benchmark per variant (its ns/op and allocs/op)
+// and an "interleaved" one that calls the variants in turn, one call each,
+// and reports each variant's mean time per call as a metric
+// ("bunstore-ns/op", ...): on a loaded machine the variants then share the
+// same load, so their ratio is steadier than the ratio of separate runs.
 func BenchmarkPostgres(b *testing.B) {
 	f := newBenchFixture(b)
+	vs := f.variants()
 
 	for _, n := range []int{1, 10} {
 		b.Run(fmt.Sprintf("AddItems%d", n), func(b *testing.B) {
-			for _, v := range f.variants() {
-				b.Run(v.name, func(b *testing.B) { benchAdd(b, f, v, n) })
-			}
+			benchEachVariant(b, vs, func(b *testing.B, vs []benchVariant) { benchAdd(b, f, vs, n) })
 		})
 	}
 
@@ -82,22 +88,24 @@ func BenchmarkPostgres(b *testing.B) {
 		id   string
 		last json.RawMessage // the newest item of the session
 	}{
-		{"GetItems20_Session100", "get-100", benchItem(100)},
+		{"GetItems20_Session100", f.get100.id, f.get100.last},
 		{"GetItems20_Session100k", "get-100k", benchItem(100_000)},
 		{"GetItems20_OneBatch20k", f.oneBatch.id, f.oneBatch.last},
 	}
 	for _, g := range gets {
 		b.Run(g.name, func(b *testing.B) {
-			for _, v := range f.variants() {
-				b.Run(v.name, func(b *testing.B) { benchGet(b, v.ops(g.id), g.last) })
-			}
+			benchEachVariant(b, vs, func(b *testing.B, vs []benchVariant) {
+				arms := make([]benchGetArm, len(vs))
+				for i, v := range vs {
+					arms[i] = benchGetArm{v.name, v.ops(g.id), g.last}
+				}
+				benchGet(b, arms)
+			})
 		})
 	}
 
 	b.Run("GetItems20_Sessions1000", func(b *testing.B) {
-		for _, v := range f.variants() {
-			b.Run(v.name, func(b *testing.B) { benchGetMany(b, v) })
-		}
+		benchEachVariant(b, vs, benchGetMany)
 	})
 
 	pops := []struct {
@@ -109,103 +117,225 @@ func BenchmarkPostgres(b *testing.B) {
 	}
 	for _, p := range pops {
 		b.Run(p.name, func(b *testing.B) {
-			for _, v := range f.variants() {
-				b.Run(v.name, func(b *testing.B) { benchPop(b, f, v, p.pf) })
-			}
+			benchEachVariant(b, vs, func(b *testing.B, vs []benchVariant) {
+				arms := make([]benchPopArm, len(vs))
+				for i, v := range vs {
+					arms[i] = benchPopArm{v.name, v.ops(p.pf.id), p.pf}
+				}
+				benchPop(b, f, arms)
+			})
 		})
+	}
+
+	// bunstore on a session of one 20,000-item batch and on a 100-item
+	// session, in turn.
+	bs := vs[0] // bunstore
+	b.Run("GetItems20_OneBatch20kVsSession100/interleaved", func(b *testing.B) {
+		benchGet(b, []benchGetArm{
+			{"session100", bs.ops(f.get100.id), f.get100.last},
+			{"onebatch20k", bs.ops(f.oneBatch.id), f.oneBatch.last},
+		})
+	})
+	b.Run("PopItem_OneBatch20kVsSession100/interleaved", func(b *testing.B) {
+		benchPop(b, f, []benchPopArm{
+			{"session100", bs.ops(f.pop100.id), f.pop100},
+			{"onebatch20k", bs.ops(f.popBatch.id), f.popBatch},
+		})
+	})
+}
+
+// benchEachVariant runs bench as a sub-benchmark per variant, then as one
+// that interleaves them all.
+func benchEachVariant(b *testing.B, vs []benchVariant, bench func(b *testing.B, vs []benchVariant)) {
+	for _, v := range vs {
+		b.Run(v.name, func(b *testing.B) { bench(b, []benchVariant{v}) })
+	}
+	b.Run("interleaved", func(b *testing.B) { bench(b, vs) })
+}
+
+// benchClock times the calls of each arm of a benchmark; with more than one
+// arm it reports each arm's mean time per call as "<arm>-ns/op".
+type benchClock struct {
+	names []string
+	total []time.Duration
+	calls []int
+}
+
+func newBenchClock(names []string) *benchClock {
+	return &benchClock{names: names, total: make([]time.Duration, len(names)), calls: make([]int, len(names))}
+}
+
+func (c *benchClock) since(k int, start time.Time) {
+	c.total[k] += time.Since(start)
+	c.calls[k]++
+}
+
+func (c *benchClock) report(b *testing.B) {
+	if len(c.names) < 2 {
+		return
+	}
+	for k, name := range c.names {
+		if c.calls[k] > 0 {
+			b.ReportMetric(float64(c.total[k].Nanoseconds())/float64(c.calls[k]), name+"-ns/op")
+		}
 	}
 }
 
-func benchAdd(b *testing.B, f *benchFixture, v benchVariant, n int) {
+func benchAdd(b *testing.B, f *benchFixture, vs []benchVariant, n int) {
 	ctx := context.Background()
-	id := fmt.Sprintf("add%d-%s", n, v.name)
-	// The session exists, as it does for every AddItems but a session's
-	// first: the Python sequence then skips its INSERT of the session.
-	f.exec(b, `INSERT INTO agent_sessions (session_id) VALUES ($1) ON CONFLICT DO NOTHING`, id)
-	before := f.count(b, id)
-	ops := v.ops(id)
-	items := benchItems(before, n)
+	names := make([]string, len(vs))
+	ids := make([]string, len(vs))
+	ops := make([]benchOps, len(vs))
+	before := make([]int, len(vs))
+	for k, v := range vs {
+		names[k] = v.name
+		ids[k] = fmt.Sprintf("add%d-%s", n, v.name)
+		ops[k] = v.ops(ids[k])
+		// The session exists, as it does for every AddItems but a
+		// session's first: the Python sequence then skips its INSERT of
+		// the session.
+		f.exec(b, `INSERT INTO agent_sessions (session_id) VALUES ($1) ON CONFLICT DO NOTHING`, ids[k])
+		before[k] = f.count(b, ids[k])
+	}
+	items := benchItems(1, n)
+	clock := newBenchClock(names)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for range b.N {
-		if err := ops.add(ctx, items); err != nil {
-			b.Fatalf("AddItems(%d items): %v", n, err)
+	for i := range b.N {
+		k := i % len(ops)
+		start := time.Now()
+		err := ops[k].add(ctx, items)
+		clock.since(k, start)
+		if err != nil {
+			b.Fatalf("%s: AddItems(%d items): %v", names[k], n, err)
 		}
 	}
 	b.StopTimer()
-	if got, want := f.count(b, id)-before, b.N*n; got != want {
-		b.Fatalf("%d AddItems of %d items stored %d rows, want %d", b.N, n, got, want)
+	clock.report(b)
+	for k, id := range ids {
+		if got, want := f.count(b, id)-before[k], clock.calls[k]*n; got != want {
+			b.Fatalf("%s: %d AddItems of %d items stored %d rows, want %d", names[k], clock.calls[k], n, got, want)
+		}
 	}
 }
 
-func benchGet(b *testing.B, ops benchOps, last json.RawMessage) {
+// benchGetArm is GetItems(20) of one variant on one session whose newest
+// item is last.
+type benchGetArm struct {
+	name string
+	ops  benchOps
+	last json.RawMessage
+}
+
+func benchGet(b *testing.B, arms []benchGetArm) {
 	ctx := context.Background()
+	names := make([]string, len(arms))
+	for k, a := range arms {
+		names[k] = a.name
+	}
+	clock := newBenchClock(names)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for range b.N {
-		items, err := ops.get(ctx, benchLimit)
+	for i := range b.N {
+		k := i % len(arms)
+		start := time.Now()
+		items, err := arms[k].ops.get(ctx, benchLimit)
+		clock.since(k, start)
 		if err != nil {
-			b.Fatalf("GetItems(%d): %v", benchLimit, err)
+			b.Fatalf("%s: GetItems(%d): %v", names[k], benchLimit, err)
 		}
-		if len(items) != benchLimit || !bytes.Equal(items[benchLimit-1], last) {
-			b.Fatalf("GetItems(%d) returned %d items ending in %.80s, want %d ending in %s",
-				benchLimit, len(items), benchLast(items), benchLimit, last)
+		if len(items) != benchLimit || !bytes.Equal(items[benchLimit-1], arms[k].last) {
+			b.Fatalf("%s: GetItems(%d) returned %d items ending in %.80s, want %d ending in %s",
+				names[k], benchLimit, len(items), benchLast(items), benchLimit, arms[k].last)
 		}
 	}
+	b.StopTimer()
+	clock.report(b)
 }
 
 // benchGetMany reads GetItems(20) of 1,000 sessions in turn, as a server
 // with many conversations does.
-func benchGetMany(b *testing.B, v benchVariant) {
+func benchGetMany(b *testing.B, vs []benchVariant) {
 	ctx := context.Background()
-	ops := make([]benchOps, benchManySessions)
-	last := make([]json.RawMessage, benchManySessions)
-	for k := range ops {
-		ops[k] = v.ops(benchManyID(k))
-		// Row g belongs to session g % 1000; the newest has the largest g.
-		last[k] = benchItem((benchManyItems-1)*benchManySessions + k)
+	names := make([]string, len(vs))
+	ops := make([][]benchOps, len(vs))
+	for k, v := range vs {
+		names[k] = v.name
+		ops[k] = make([]benchOps, benchManySessions)
+		for s := range ops[k] {
+			ops[k][s] = v.ops(benchManyID(s))
+		}
 	}
+	last := make([]json.RawMessage, benchManySessions)
+	for s := range last {
+		// Row g belongs to session g % 1000; the newest has the largest g.
+		last[s] = benchItem((benchManyItems-1)*benchManySessions + s)
+	}
+	clock := newBenchClock(names)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		k := i % benchManySessions
-		items, err := ops[k].get(ctx, benchLimit)
+		k, s := i%len(vs), (i/len(vs))%benchManySessions
+		start := time.Now()
+		items, err := ops[k][s].get(ctx, benchLimit)
+		clock.since(k, start)
 		if err != nil {
-			b.Fatalf("GetItems(%d) of %s: %v", benchLimit, benchManyID(k), err)
+			b.Fatalf("%s: GetItems(%d) of %s: %v", names[k], benchLimit, benchManyID(s), err)
 		}
-		if len(items) != benchLimit || !bytes.Equal(items[benchLimit-1], last[k]) {
-			b.Fatalf("GetItems(%d) of %s returned %d items ending in %.80s, want %d ending in %s",
-				benchLimit, benchManyID(k), len(items), benchLast(items), benchLimit, last[k])
+		if len(items) != benchLimit || !bytes.Equal(items[benchLimit-1], last[s]) {
+			b.Fatalf("%s: GetItems(%d) of %s returned %d items ending in %.80s, want %d ending in %s",
+				names[k], benchLimit, benchManyID(s), len(items), benchLast(items), benchLimit, last[s])
 		}
 	}
+	b.StopTimer()
+	clock.report(b)
 }
 
 func benchManyID(k int) string { return "many-" + strconv.Itoa(k) }
 
-func benchPop(b *testing.B, f *benchFixture, v benchVariant, pf *benchPopFixture) {
+// benchPopArm is PopItem of one variant on one pop fixture.
+type benchPopArm struct {
+	name string
+	ops  benchOps
+	pf   *benchPopFixture
+}
+
+func benchPop(b *testing.B, f *benchFixture, arms []benchPopArm) {
 	ctx := context.Background()
-	ops := v.ops(pf.id)
-	left := pf.refill(b, f)
+	names := make([]string, len(arms))
+	left := map[*benchPopFixture]int{} // items in each session
+	for k, a := range arms {
+		names[k] = a.name
+		left[a.pf] = a.pf.refill(b, f)
+	}
+	clock := newBenchClock(names)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for range b.N {
-		if left <= pf.size-benchPopChunk {
+	for i := range b.N {
+		k := i % len(arms)
+		pf := arms[k].pf
+		if left[pf] <= pf.size-benchPopChunk {
 			b.StopTimer()
-			left = pf.refill(b, f)
+			left[pf] = pf.refill(b, f)
 			b.StartTimer()
 		}
-		item, err := ops.pop(ctx)
+		start := time.Now()
+		item, err := arms[k].ops.pop(ctx)
+		clock.since(k, start)
 		if err != nil {
-			b.Fatalf("PopItem: %v", err)
+			b.Fatalf("%s: PopItem: %v", names[k], err)
 		}
 		if len(item) == 0 {
-			b.Fatalf("PopItem returned nothing from a session with %d items", left)
+			b.Fatalf("%s: PopItem returned nothing from a session with %d items", names[k], left[pf])
 		}
-		left--
+		left[pf]--
 	}
 	b.StopTimer()
-	if got := f.count(b, pf.id); got != left {
-		b.Fatalf("after the pops the session has %d items, want %d", got, left)
+	clock.report(b)
+	for pf, n := range left {
+		if got := f.count(b, pf.id); got != n {
+			b.Fatalf("after the pops session %s has %d items, want %d", pf.id, got, n)
+		}
 	}
 }
 
@@ -218,9 +348,11 @@ func benchLast(items []json.RawMessage) json.RawMessage {
 
 // benchFixture is one database with the sessions the benchmarks read.
 type benchFixture struct {
-	db       *bun.DB
-	store    *bunstore.Store
-	oneBatch struct {
+	db    *bun.DB
+	store *bunstore.Store
+	// get100 has 100 items of distinct created_at, oneBatch 20,000 items
+	// added by one AddItems; last is the newest item.
+	get100, oneBatch struct {
 		id   string
 		last json.RawMessage
 	}
@@ -242,7 +374,8 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	f.store = st
 
 	// Sessions of distinct created_at, one row a millisecond, in the past.
-	f.load(b, "get-100", 100)
+	f.get100.id, f.get100.last = "get-100", benchItem(100)
+	f.load(b, f.get100.id, 100)
 	f.load(b, "get-100k", 100_000)
 	f.exec(b, `INSERT INTO agent_sessions (session_id) SELECT 'many-' || k FROM generate_series(0, $1 - 1) k`, benchManySessions)
 	f.exec(b, `INSERT INTO agent_messages (session_id, message_data, created_at) `+
@@ -363,6 +496,7 @@ type benchVariant struct {
 	ops  func(id string) benchOps
 }
 
+// variants returns bunstore, python and floor, in that order.
 func (f *benchFixture) variants() []benchVariant {
 	pool := f.db.DB
 	return []benchVariant{

@@ -17,8 +17,16 @@
 //
 // First a table of every BenchmarkPostgres sub-benchmark found: the number
 // of runs, the median ns/op, the spread of ns/op across runs ((max-min) /
-// median, a measure of the noise), and the median B/op and allocs/op. Then
-// the ratios, each computed from medians:
+// median, a measure of the noise), and the median B/op and allocs/op; then
+// the same for each arm of the interleaved benchmarks, which call the
+// variants in turn and report each one's time per call ("bunstore-ns/op").
+//
+// Then the ratios, each in two ways: "separate", the ratio of the medians
+// of two separate benchmarks; "interleaved", the median across runs of the
+// ratio measured within one interleaved benchmark. On a loaded machine the
+// load changes between separate benchmarks but not between the arms of an
+// interleaved one, so the interleaved ratio decides PASS or MISS when the
+// input has it. The ratios are:
 //
 //   - bunstore vs floor, for every operation: the floor's ns/op over
 //     bunstore's, that is bunstore's throughput as a fraction of one bare

@@ -19,6 +19,9 @@ const prefix = "BenchmarkPostgres/"
 type sample struct {
 	ns, bytes, allocs float64
 	hasMem            bool
+	// metrics are the other units reported, such as the "bunstore-ns/op"
+	// of an interleaved benchmark.
+	metrics map[string]float64
 }
 
 // results are the samples of each benchmark, by name without the prefix
@@ -105,6 +108,11 @@ func parseResult(fields []string) (sample, bool, error) {
 			s.bytes, s.hasMem = v, true
 		case "allocs/op":
 			s.allocs = v
+		default:
+			if s.metrics == nil {
+				s.metrics = map[string]float64{}
+			}
+			s.metrics[fields[i+1]] = v
 		}
 	}
 	if !seenNs {
@@ -158,11 +166,18 @@ func (r *results) stat(name string) (stat, bool) {
 // spread is (max-min)/median of ns/op, in percent.
 func (s stat) spread() float64 { return 100 * (s.max - s.min) / s.ns }
 
-// A target compares the median ns/op of two benchmarks: ratio =
-// ns(over) / ns(under).
+// A target compares bunstore with something else in two ways: the median
+// ns/op of two separate benchmarks, over / under; and, when the input has
+// it, the median across runs of the ratio of two metrics of one
+// interleaved benchmark (mixed / metricOver / metricUnder), whose arms ran
+// in turn under the same load. The verdict is the interleaved ratio's when
+// there is one.
 type target struct {
 	label       string
 	over, under string
+	mixed       string // the interleaved benchmark; "" when there is none
+	metricOver  string
+	metricUnder string
 	atMost      bool    // the ratio must be <= limit; else >= limit
 	limit       float64 // 0: no target, the ratio is information
 }
@@ -180,35 +195,38 @@ var operations = []string{
 	"PopItem_OneBatch20k",
 }
 
-// targets are the speed requirements of the session store.
+// against returns the target of bunstore's throughput against another
+// variant's on one operation.
+func against(op, other string, limit float64) target {
+	return target{
+		label: op + ": bunstore throughput / " + other + "'s",
+		over:  op + "/" + other, under: op + "/bunstore",
+		mixed: op + "/interleaved", metricOver: other + "-ns/op", metricUnder: "bunstore-ns/op",
+		limit: limit,
+	}
+}
+
+// targets are the speed requirements of the session store, then the
+// ratios to the Python sequence that have none.
 func targets() []target {
 	var ts []target
 	for _, op := range operations {
-		ts = append(ts, target{
-			label: op + ": bunstore throughput / floor's",
-			over:  op + "/floor", under: op + "/bunstore",
-			limit: 0.8,
-		})
+		ts = append(ts, against(op, "floor", 0.8))
 	}
 	for _, op := range []string{"AddItems1", "AddItems10"} {
-		ts = append(ts, target{
-			label: op + ": bunstore throughput / python's",
-			over:  op + "/python", under: op + "/bunstore",
-			limit: 1.5,
-		})
+		ts = append(ts, against(op, "python", 1.5))
 	}
 	for _, op := range []string{"GetItems20", "PopItem"} {
 		ts = append(ts, target{
 			label: op + ": bunstore time, one 20k batch / 100 items",
 			over:  op + "_OneBatch20k/bunstore", under: op + "_Session100/bunstore",
+			mixed:      op + "_OneBatch20kVsSession100/interleaved",
+			metricOver: "onebatch20k-ns/op", metricUnder: "session100-ns/op",
 			atMost: true, limit: 1.5,
 		})
 	}
 	for _, op := range operations[2:] {
-		ts = append(ts, target{
-			label: op + ": bunstore throughput / python's",
-			over:  op + "/python", under: op + "/bunstore",
-		})
+		ts = append(ts, against(op, "python", 0))
 	}
 	return ts
 }
@@ -227,20 +245,50 @@ func (v verdict) String() string {
 	return [...]string{"PASS", "MISS", "NO DATA", "info"}[v]
 }
 
-func (t target) judge(r *results) (ratio float64, v verdict) {
+// separate returns the ratio of the medians of the two benchmarks, or NaN.
+func (t target) separate(r *results) float64 {
 	over, ok1 := r.stat(t.over)
 	under, ok2 := r.stat(t.under)
 	if !ok1 || !ok2 {
-		return math.NaN(), noData
+		return math.NaN()
 	}
-	ratio = over.ns / under.ns
+	return over.ns / under.ns
+}
+
+// interleaved returns the median across runs of the interleaved ratio, or
+// NaN.
+func (t target) interleaved(r *results) float64 {
+	if t.mixed == "" {
+		return math.NaN()
+	}
+	var ratios []float64
+	for _, s := range r.samples[t.mixed] {
+		over, ok1 := s.metrics[t.metricOver]
+		under, ok2 := s.metrics[t.metricUnder]
+		if ok1 && ok2 && under > 0 {
+			ratios = append(ratios, over/under)
+		}
+	}
+	return median(ratios)
+}
+
+// judge returns both ratios and the verdict, taken on the interleaved one
+// when there is one.
+func (t target) judge(r *results) (separate, interleaved float64, v verdict) {
+	separate, interleaved = t.separate(r), t.interleaved(r)
+	ratio := interleaved
+	if math.IsNaN(ratio) {
+		ratio = separate
+	}
 	switch {
+	case math.IsNaN(ratio):
+		return separate, interleaved, noData
 	case t.limit == 0:
-		return ratio, info
+		return separate, interleaved, info
 	case t.atMost && ratio <= t.limit, !t.atMost && ratio >= t.limit:
-		return ratio, pass
+		return separate, interleaved, pass
 	default:
-		return ratio, miss
+		return separate, interleaved, miss
 	}
 }
 
@@ -255,12 +303,24 @@ func (t target) want() string {
 	}
 }
 
-// report writes the table of benchmarks and the ratios, and returns the
+func ratioText(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", x)
+}
+
+// report writes the tables of benchmarks and the ratios, and returns the
 // exit status: 0 all targets met, 1 one missed, 2 data missing.
 func report(w io.Writer, r *results) int {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "benchmark\truns\tns/op (median)\tspread\tB/op\tallocs/op\t")
+	var mixed []string
 	for _, name := range r.names {
+		if strings.HasSuffix(name, "/interleaved") {
+			mixed = append(mixed, name)
+			continue
+		}
 		s, _ := r.stat(name)
 		mem, allocs := "-", "-"
 		if s.hasMem {
@@ -269,18 +329,33 @@ func report(w io.Writer, r *results) int {
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f%%\t%s\t%s\t\n", name, s.runs, s.ns, s.spread(), mem, allocs)
 	}
 	tw.Flush()
+
+	if len(mixed) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "interleaved benchmark\tarm\truns\tns/op (median)\tspread\t")
+		for _, name := range mixed {
+			for _, arm := range armsOf(r.samples[name]) {
+				var ns []float64
+				for _, s := range r.samples[name] {
+					if v, ok := s.metrics[arm+"-ns/op"]; ok {
+						ns = append(ns, v)
+					}
+				}
+				m := median(ns)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f%%\t\n", name, arm, len(ns), m, 100*(slices.Max(ns)-slices.Min(ns))/m)
+			}
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(w)
 
 	status := 0
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ratio\tvalue\ttarget\tresult\t")
+	fmt.Fprintln(tw, "ratio\tseparate\tinterleaved\ttarget\tresult\t")
 	for _, t := range targets() {
-		ratio, v := t.judge(r)
-		value := "-"
-		if v != noData {
-			value = fmt.Sprintf("%.2fx", ratio)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", t.label, value, t.want(), v)
+		separate, interleaved, v := t.judge(r)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", t.label, ratioText(separate), ratioText(interleaved), t.want(), v)
 		switch {
 		case v == noData:
 			status = 2
@@ -289,5 +364,24 @@ func report(w io.Writer, r *results) int {
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "\nseparate: ratio of the median ns/op of separate benchmarks; interleaved: median across runs of the ratio")
+	fmt.Fprintln(w, "within one benchmark that called the variants in turn (it decides the result when present).")
 	return status
+}
+
+// armsOf returns the arms of an interleaved benchmark's "<arm>-ns/op"
+// metrics, sorted.
+func armsOf(ss []sample) []string {
+	seen := map[string]bool{}
+	var arms []string
+	for _, s := range ss {
+		for unit := range s.metrics {
+			if arm, ok := strings.CutSuffix(unit, "-ns/op"); ok && !seen[arm] {
+				seen[arm] = true
+				arms = append(arms, arm)
+			}
+		}
+	}
+	slices.Sort(arms)
+	return arms
 }
