@@ -26,11 +26,16 @@
 //
 // Model: OPENAI_BASE_URL, OPENAI_API_KEY and OPENAI_MODEL select any
 // OpenAI-compatible chat completions endpoint; AGENT_INSTRUCTIONS is sent as
-// its system message. For a Databricks model serving endpoint:
+// its system message. A Databricks model serving endpoint is one of them:
 //
 //	OPENAI_BASE_URL=https://<workspace-host>/serving-endpoints
 //	OPENAI_API_KEY=<a Databricks token>
 //	OPENAI_MODEL=<serving endpoint name, e.g. databricks-claude-sonnet-4>
+//
+// or, authenticated by the Databricks SDK like Lakebase (DATABRICKS_HOST
+// with any DATABRICKS_* method, e.g. the OAuth client of a Databricks App):
+//
+//	DATABRICKS_SERVING_ENDPOINT=<serving endpoint name>
 //
 // With none of them set, the server uses a small offline model that is not a
 // language model: it says so in every reply, and only recalls where the user

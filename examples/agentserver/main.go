@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/databricks/databricks-sdk-go"
+
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/examples/agentserver/agent"
 	"github.com/lakesession/lakesession/examples/agentserver/storage"
@@ -126,16 +128,33 @@ func defaultAddr(getenv func(string) string) string {
 }
 
 // modelFromEnv returns the OpenAI-compatible model when any OPENAI_*
-// variable of it is set, and the offline model otherwise.
+// variable of it is set, the Databricks serving endpoint model when
+// DATABRICKS_SERVING_ENDPOINT is, and the offline model otherwise.
 func modelFromEnv(getenv func(string) string) (agent.Model, error) {
 	baseURL, key, name := getenv("OPENAI_BASE_URL"), getenv("OPENAI_API_KEY"), getenv("OPENAI_MODEL")
-	if baseURL == "" && key == "" && name == "" {
+	endpoint := getenv("DATABRICKS_SERVING_ENDPOINT")
+	openAI := baseURL != "" || key != "" || name != ""
+	switch {
+	case openAI && endpoint != "":
+		return nil, errors.New("both OPENAI_* and DATABRICKS_SERVING_ENDPOINT are set; unset one of them")
+	case openAI:
+		return agent.NewOpenAIModel(agent.OpenAIConfig{
+			BaseURL:      baseURL,
+			APIKey:       key,
+			Model:        name,
+			Instructions: getenv("AGENT_INSTRUCTIONS"),
+		})
+	case endpoint != "":
+		w, err := databricks.NewWorkspaceClient()
+		if err != nil {
+			return nil, fmt.Errorf("DATABRICKS_SERVING_ENDPOINT: Databricks authentication (set DATABRICKS_HOST and DATABRICKS_TOKEN, or another DATABRICKS_* method): %w", err)
+		}
+		return agent.NewDatabricksModel(agent.DatabricksConfig{
+			Workspace:    w,
+			Endpoint:     endpoint,
+			Instructions: getenv("AGENT_INSTRUCTIONS"),
+		})
+	default:
 		return agent.OfflineModel{}, nil
 	}
-	return agent.NewOpenAIModel(agent.OpenAIConfig{
-		BaseURL:      baseURL,
-		APIKey:       key,
-		Model:        name,
-		Instructions: getenv("AGENT_INSTRUCTIONS"),
-	})
 }

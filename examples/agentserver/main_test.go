@@ -230,6 +230,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"negative history limit", []string{"-history-limit", "-1"}, nil, "-history-limit"},
 		{"model without name", nil, map[string]string{"OPENAI_API_KEY": "k"}, "OPENAI_MODEL"},
 		{"two storages", nil, map[string]string{"DATABASE_URL": "postgres://x", "LAKEBASE_INSTANCE_NAME": "i"}, "unset one"},
+		{"two models", nil, map[string]string{"OPENAI_MODEL": "m", "DATABRICKS_SERVING_ENDPOINT": "e"}, "unset one"},
 		{"bad address", []string{"-addr", "127.0.0.1:99999"}, nil, "99999"},
 	}
 	for _, tt := range tests {
@@ -261,5 +262,44 @@ func TestDefaultAddr(t *testing.T) {
 		if got := defaultAddr(func(k string) string { return tt.vars[k] }); got != tt.want {
 			t.Errorf("%v: %q, want %q", tt.vars, got, tt.want)
 		}
+	}
+}
+
+// TestRunDatabricksServingEndpoint runs the server with a model behind a
+// serving endpoint, authenticated from the DATABRICKS_* variables.
+func TestRunDatabricksServingEndpoint(t *testing.T) {
+	var mu sync.Mutex
+	var auths []string
+	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/serving-endpoints/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		auths = append(auths, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"You live in SF."}}]}`)
+	}))
+	defer ws.Close()
+	t.Setenv("DATABRICKS_HOST", ws.URL)
+	t.Setenv("DATABRICKS_TOKEN", "dapi-serving-test")
+	t.Setenv("DATABRICKS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+
+	s := start(t, nil, map[string]string{
+		"SQLITE_PATH":                 filepath.Join(t.TempDir(), "agent.db"),
+		"DATABRICKS_SERVING_ENDPOINT": "my-endpoint",
+	})
+	if !strings.Contains(s.logs.String(), "model=my-endpoint") {
+		t.Errorf("start line:\n%s", s.logs)
+	}
+	if _, err := demo.Converse(context.Background(), http.DefaultClient, s.url, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	s.stop(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(auths) != 2 || auths[0] != "Bearer dapi-serving-test" {
+		t.Errorf("the serving endpoint was called with %q, want twice with the Databricks token", auths)
 	}
 }

@@ -1,9 +1,10 @@
 // Package agent is the HTTP side of the agent server example: a Handler that
 // serves POST /invocations in the shape of the Databricks agent template,
 // keeping each conversation in a lakesession.Session, and the models that
-// answer: OpenAIModel for any OpenAI-compatible endpoint, and OfflineModel, a
-// small rule-based stand-in that needs no network and says so in every
-// reply.
+// answer: OpenAIModel for any OpenAI-compatible endpoint (NewDatabricksModel
+// makes one for a Databricks model serving endpoint, authenticated by the
+// Databricks SDK), and OfflineModel, a small rule-based stand-in that needs
+// no network and says so in every reply.
 //
 // # A turn
 //
@@ -54,5 +55,13 @@
 //		BaseURL: "https://<workspace-host>/serving-endpoints", // or empty for OpenAI
 //		APIKey:  token,
 //		Model:   "databricks-claude-sonnet-4",
+//	})
+//
+// or, with the Databricks SDK's authentication:
+//
+//	w, err := databricks.NewWorkspaceClient()
+//	m, err := agent.NewDatabricksModel(agent.DatabricksConfig{
+//		Workspace: w,
+//		Endpoint:  "databricks-claude-sonnet-4",
 //	})
 package agent

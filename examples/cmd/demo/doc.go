@@ -6,8 +6,8 @@
 // recalls SF, the server stops cleanly).
 //
 // It needs no database server, no network and no credentials: the server
-// runs the offline demo model, with every DATABASE_URL, LAKEBASE_* and
-// OPENAI_* variable removed from its environment.
+// runs the offline demo model, with every DATABASE_URL, LAKEBASE_*, OPENAI_*
+// and DATABRICKS_SERVING_ENDPOINT variable removed from its environment.
 //
 //	go build -o /tmp/agentserver ./agentserver
 //	go run ./cmd/demo -server /tmp/agentserver

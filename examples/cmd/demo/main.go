@@ -162,6 +162,7 @@ func offlineEnv(env []string) []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case name == "DATABASE_URL", name == "SQLITE_PATH", name == "ADDR", name == "HISTORY_LIMIT",
+			name == "DATABRICKS_SERVING_ENDPOINT",
 			strings.HasPrefix(name, "LAKEBASE_"), strings.HasPrefix(name, "OPENAI_"):
 			continue
 		}

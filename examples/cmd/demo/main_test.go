@@ -27,6 +27,7 @@ func TestDemo(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "must-not-be-used")
 	t.Setenv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
 	t.Setenv("LAKEBASE_INSTANCE_NAME", "none")
+	t.Setenv("DATABRICKS_SERVING_ENDPOINT", "none")
 
 	var out bytes.Buffer
 	if err := run(server, dir, &out); err != nil {
