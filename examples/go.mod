@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/databricks/databricks-sdk-go v0.182.0
 	github.com/google/uuid v1.6.0
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/lakesession/lakesession v0.0.0-00010101000000-000000000000
 	github.com/openai/openai-go/v3 v3.95.0
 	github.com/uptrace/bun v1.3.0
@@ -28,7 +29,6 @@ require (
 	github.com/googleapis/enterprise-certificate-proxy v0.3.2 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/jinzhu/inflection v1.0.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
