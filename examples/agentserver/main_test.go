@@ -188,10 +188,13 @@ func TestRunGracefulShutdown(t *testing.T) {
 	}()
 	<-got
 	s.cancel() // SIGTERM
+	deadline := time.After(time.Minute)
 	for !strings.Contains(s.logs.String(), "shutting down") {
 		select {
 		case err := <-s.done:
 			t.Fatalf("run returned %v with a request in flight", err)
+		case <-deadline:
+			t.Fatalf("no shutdown a minute after the stop signal:\n%s", s.logs)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
