@@ -502,8 +502,17 @@ func TestConnectTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c2.Connect(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Connect with a token source that waits for ctx = %v, want context.DeadlineExceeded", err)
+	go func() {
+		_, err := c2.Connect(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Connect with a token source that waits for ctx = %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Connect waited for a token past the connect timeout")
 	}
 }
 
