@@ -189,7 +189,7 @@ func (c Config) resolve() (*resolved, error) {
 	if c.Tokens != nil && !tlsOnly(base) {
 		// The field checks already refuse every sslmode that allows
 		// plaintext; this is the last line, on what pgx will really do.
-		p.add("the connection could use plaintext and a token is the password: set SSLMode to require, verify-ca or verify-full")
+		p.add("a token is the password but the connection to %q would not always use TLS (a Unix socket has none): connect over TCP with SSLMode require, verify-ca or verify-full", base.Host)
 		return nil, &ConfigError{Problems: p}
 	}
 

@@ -40,6 +40,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		{"unknown sslmode", connector.Config{Host: "h", User: "u", Database: "d", Password: secret, SSLMode: "strict"}, []string{`SSLMode "strict" is not an sslmode`}, 1},
 		{"port out of range", connector.Config{Host: "h", Port: 70000, User: "u", Database: "d", Password: secret}, []string{"Port 70000 is out of range"}, 1},
 		{"negative port", connector.Config{Host: "h", Port: -1, User: "u", Database: "d", Password: secret}, []string{"Port -1 is out of range"}, 1},
+		{"token over a Unix socket", connector.Config{Host: "/var/run/postgresql", User: "u", Database: "d", Tokens: src, SSLMode: "require"}, []string{"would not always use TLS", "connect over TCP"}, 1},
 		{"several hosts", connector.Config{Host: "a,b", User: "u", Database: "d", Tokens: src}, []string{`Host "a,b" is not one host name`}, 1},
 		{"NUL in user", connector.Config{Host: "h", User: "u\x00", Database: "d", Tokens: src}, []string{"User contains a NUL byte"}, 1},
 		{"NUL in database", connector.Config{Host: "h", User: "u", Database: "d\x00", Tokens: src}, []string{"Database contains a NUL byte"}, 1},
