@@ -47,7 +47,7 @@ func openDB(ctx context.Context, getenv func(string) string) (*sql.DB, func(), e
 	case target != (lakebasecred.Target{}):
 		w, err := databricks.NewWorkspaceClient()
 		if err != nil {
-			return nil, nil, fmt.Errorf("Databricks authentication: %w", err)
+			return nil, nil, fmt.Errorf("authenticate to Databricks (set DATABRICKS_HOST and DATABRICKS_TOKEN, or another DATABRICKS_* method): %w", err)
 		}
 		var opts []lakebasecred.Option
 		if d := getenv("LAKEBASE_DATABASE"); d != "" {
