@@ -253,8 +253,10 @@ func TestLakebaseControlPlaneDownWithValidToken(t *testing.T) {
 		query("control plane back")
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got := l.fake.MintCount(); got != 2 {
-		t.Errorf("%d tokens minted after the control plane came back, want 2", got)
+	// At least one new token: more than one is possible when a request
+	// reached the fake while the SDK had already given up on it.
+	if got := l.fake.MintCount(); got < 2 {
+		t.Errorf("%d tokens minted after the control plane came back, want a new one", got)
 	}
 	query("after the refresh")
 	l.checkNoTokenLeaked(t)
