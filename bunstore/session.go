@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -155,9 +154,6 @@ func (s *Session) AddItems(ctx context.Context, items []json.RawMessage) error {
 		c, err := lakesession.CompactItem(item)
 		if err != nil {
 			return fmt.Errorf("add items to session %q: item %d of %d: %w", s.id, i, len(items), err)
-		}
-		if !utf8.Valid(c) {
-			return fmt.Errorf("add items to session %q: item %d of %d: %w: it is not valid UTF-8", s.id, i, len(items), lakesession.ErrInvalidItem)
 		}
 		data[i] = string(c)
 	}
