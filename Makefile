@@ -26,9 +26,11 @@ vet:
 	$(GO) vet ./...
 	cd examples && $(GO) vet ./...
 
-# bench runs the benchmarks on a throwaway PostgreSQL.
+# bench runs the benchmarks on a throwaway PostgreSQL: the token cache and the
+# connector, then the session store with its ratios against the speed targets.
 bench:
-	./scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+	./scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 ./lakebasecred/ ./connector/
+	./scripts/bench.sh
 
 fmt:
 	gofmt -l -w .
