@@ -99,16 +99,17 @@ func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, 
 			return nil, err
 		}
 		n, skipped := 0, 0
+		// The key's time is boxed into keyTime once per page, not per row.
+		var (
+			pgTime   time.Time
+			liteTime string
+		)
 		for rows.Next() {
 			var data []byte
 			if s.store.dialect == dialect.PG {
-				var t time.Time
-				err = rows.Scan(&keyID, &t, &data)
-				keyTime = t
+				err = rows.Scan(&keyID, &pgTime, &data)
 			} else {
-				var t string
-				err = rows.Scan(&keyID, &t, &data)
-				keyTime = t
+				err = rows.Scan(&keyID, &liteTime, &data)
 			}
 			if err != nil {
 				rows.Close()
@@ -127,6 +128,11 @@ func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, 
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
+		}
+		if s.store.dialect == dialect.PG {
+			keyTime = pgTime
+		} else {
+			keyTime = liteTime
 		}
 		if n < want || skipped == 0 {
 			break // the session has no more rows, or the page is full
