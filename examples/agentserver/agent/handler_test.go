@@ -652,3 +652,143 @@ func TestStorageUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// callLog records, in order, the storage calls a handler makes and the
+// model's replies, and can make one kind of call fail.
+type callLog struct {
+	mu    sync.Mutex
+	calls []string
+	fail  string // "GetItems", "Reply" or "AddItems": that call fails
+}
+
+func (l *callLog) record(op string, n int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, fmt.Sprintf("%s(%d)", op, n))
+	if op == l.fail {
+		return fmt.Errorf("simulated %s failure", op)
+	}
+	return nil
+}
+
+// take returns the calls recorded since the last take.
+func (l *callLog) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := strings.Join(l.calls, " ")
+	l.calls = nil
+	return s
+}
+
+// loggedSession records the calls on a session in a callLog.
+type loggedSession struct {
+	lakesession.Session
+	log *callLog
+}
+
+func (s loggedSession) GetItems(ctx context.Context, limit int) ([]json.RawMessage, error) {
+	if err := s.log.record("GetItems", limit); err != nil {
+		return nil, err
+	}
+	return s.Session.GetItems(ctx, limit)
+}
+
+func (s loggedSession) AddItems(ctx context.Context, items []json.RawMessage) error {
+	if err := s.log.record("AddItems", len(items)); err != nil {
+		return err
+	}
+	return s.Session.AddItems(ctx, items)
+}
+
+func (s loggedSession) PopItem(ctx context.Context) (json.RawMessage, error) {
+	s.log.record("PopItem", 0)
+	return s.Session.PopItem(ctx)
+}
+
+func (s loggedSession) ClearSession(ctx context.Context) error {
+	s.log.record("ClearSession", 0)
+	return s.Session.ClearSession(ctx)
+}
+
+// loggedModel records each Reply, with the number of items the model is
+// given, in a callLog.
+type loggedModel struct {
+	agent.Model
+	log *callLog
+}
+
+func (m loggedModel) Reply(ctx context.Context, items []json.RawMessage, onDelta func(string) error) (string, error) {
+	if err := m.log.record("Reply", len(items)); err != nil {
+		return "", err
+	}
+	return m.Model.Reply(ctx, items, onDelta)
+}
+
+// TestTurnStorageCalls checks the storage calls of a turn: one GetItems
+// (with the history limit) before the model, one AddItems of the whole turn
+// after it, and nothing else; a failed step stops the turn there, so nothing
+// of it is stored.
+func TestTurnStorageCalls(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			e := newTestEnv(t, agent.OfflineModel{})
+			calls := &callLog{}
+			sessions := e.h.Sessions
+			e.h.Sessions = func(id string) lakesession.Session { return loggedSession{sessions(id), calls} }
+			e.h.Model = loggedModel{agent.OfflineModel{}, calls}
+			e.h.HistoryLimit = 5
+
+			// turn sends two input items and returns whether the turn
+			// completed.
+			turn := func(sid string) bool {
+				t.Helper()
+				body := `{"input":[{"role":"user","content":"Hello"},{"role":"user","content":"I live in SF."}],` +
+					`"custom_inputs":{"session_id":"` + sid + `"},"stream":` + fmt.Sprint(stream) + `}`
+				status, ctype, b := e.post(t, body)
+				switch {
+				case status == http.StatusOK && ctype == "text/event-stream":
+					events := readEvents(t, b)
+					return len(events) > 0 && events[len(events)-1].name == "response.completed"
+				case status == http.StatusOK, status == http.StatusBadGateway, status == http.StatusServiceUnavailable:
+					return status == http.StatusOK
+				}
+				t.Fatalf("status %d %s: %s", status, ctype, b)
+				return false
+			}
+
+			// A new session: no history, then two input items. The turn
+			// stores three items, so the next one has three of history.
+			if !turn("calls") {
+				t.Fatal("the first turn failed")
+			}
+			if got, want := calls.take(), "GetItems(5) Reply(2) AddItems(3)"; got != want {
+				t.Errorf("first turn: calls %s, want %s", got, want)
+			}
+			if !turn("calls") {
+				t.Fatal("the second turn failed")
+			}
+			if got, want := calls.take(), "GetItems(5) Reply(5) AddItems(3)"; got != want {
+				t.Errorf("second turn: calls %s, want %s", got, want)
+			}
+			_, wantMessages := e.counts(t)
+
+			// Six items of history now, of which the model sees five.
+			for _, c := range []struct{ fail, want string }{
+				{"GetItems", "GetItems(5)"},
+				{"Reply", "GetItems(5) Reply(7)"},
+				{"AddItems", "GetItems(5) Reply(7) AddItems(3)"},
+			} {
+				calls.fail = c.fail
+				if turn("calls") {
+					t.Errorf("the turn completed although %s failed", c.fail)
+				}
+				if got := calls.take(); got != c.want {
+					t.Errorf("%s failing: calls %s, want %s", c.fail, got, c.want)
+				}
+				if _, m := e.counts(t); m != wantMessages {
+					t.Errorf("%s failing: %d messages stored, want %d", c.fail, m, wantMessages)
+				}
+			}
+		})
+	}
+}
