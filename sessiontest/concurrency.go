@@ -38,6 +38,15 @@ func batchItem(w, seq int) json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"role":"user","content":"batch item","writer":%d,"seq":%d}`, w, seq))
 }
 
+// writerBatch returns the batch of size items that writer w adds.
+func writerBatch(w, size int) []json.RawMessage {
+	batch := make([]json.RawMessage, size)
+	for i := range batch {
+		batch[i] = batchItem(w, i)
+	}
+	return batch
+}
+
 // checkConcurrentAdds has writers goroutines each add one batch of size
 // items to one session at once, each through a handle of its own. With
 // existing set the session has items before; with watch set a reader checks
@@ -59,10 +68,7 @@ func (s *suite) checkConcurrentAdds(t *testing.T, label string, writers, size in
 	var wg sync.WaitGroup
 	errs := make([]error, writers)
 	for w := range writers {
-		batch := make([]json.RawMessage, size)
-		for i := range batch {
-			batch[i] = batchItem(w, i)
-		}
+		batch := writerBatch(w, size)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -269,10 +275,7 @@ func (s *suite) checkPopWhileAdding(t *testing.T, writers, size, poppers int) {
 	errs := make([]error, writers+poppers)
 	popped := make([]json.RawMessage, poppers)
 	for w := range writers {
-		batch := make([]json.RawMessage, size)
-		for i := range batch {
-			batch[i] = batchItem(w, i)
-		}
+		batch := writerBatch(w, size)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
