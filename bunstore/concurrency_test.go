@@ -122,6 +122,48 @@ func TestOrderIsCommitOrderAcrossTransactions(t *testing.T) {
 	wantItems(t, mustGet(t, st.Session(id), 3), want[2:])
 }
 
+// A batch that waited for its session's lock while another session was
+// updated gets the later updated_at: updated_at, like created_at, is read
+// after the lock is held, not at the start of the batch's transaction, so
+// ListSessions lists the session whose last batch committed last first.
+func TestUpdatedAtIsReadAfterTheLock(t *testing.T) {
+	db := openPG(t)
+	st := newStore(t, db)
+	ctx := context.Background()
+	waiting, other := "waited-for-lock", "updated-meanwhile"
+	mustAdd(t, st.Session(waiting), batch("first", 1))
+	mustAdd(t, st.Session(other), batch("first", 1))
+
+	release := holdSessionLock(t, db, waiting)
+	done := make(chan error, 1)
+	go func() { done <- st.Session(waiting).AddItems(ctx, batch("waited", 1)) }()
+	// Until the batch waits for the lock: its statement has begun.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if count(t, db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("AddItems did not wait for the session's lock")
+		}
+	}
+	mustAdd(t, st.Session(other), batch("meanwhile", 1))
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	page, err := st.ListSessions(ctx, bunstore.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Sessions) != 2 || page.Sessions[0].ID != waiting || page.Sessions[1].ID != other {
+		t.Fatalf("ListSessions = %+v; want %s, whose batch committed last, before %s", page.Sessions, waiting, other)
+	}
+	if !page.Sessions[0].UpdatedAt.After(page.Sessions[1].UpdatedAt) {
+		t.Fatalf("%s updated at %v, not after %s at %v", waiting, page.Sessions[0].UpdatedAt, other, page.Sessions[1].UpdatedAt)
+	}
+}
+
 // 50 concurrent pops on 50 items return 50 distinct items and leave the
 // session empty.
 func TestConcurrentPops(t *testing.T) {

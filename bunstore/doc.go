@@ -77,8 +77,10 @@
 //   - Order: items come back in (created_at, id) order, which is the order
 //     in which batches committed and, within a batch, the caller's order.
 //     Concurrent batches on one session are serialized by the session row's
-//     lock and never interleave; a batch reads the clock once, after it
-//     holds that lock, and all its rows share that created_at.
+//     lock and never interleave; a batch reads the clock after it holds
+//     that lock, for the created_at all its rows share and for the
+//     session's updated_at: ListSessions (newest first) puts the session
+//     of a batch that waited before the sessions updated while it waited.
 //   - created_at and updated_at come from the database server's clock, as
 //     TIMESTAMP WITHOUT TIME ZONE in the connection's TimeZone (PostgreSQL)
 //     or UTC (SQLite), as Python writes them. ListSessions and

@@ -57,15 +57,18 @@ func buildStatements(d dialect.Name, n tableNames) statements {
 	if d == dialect.PG {
 		return statements{
 			// The upsert locks the session row until commit, so concurrent
-			// batches of one session run one after the other. created_at is
-			// read from the clock once per batch, after that lock is held
-			// (t reads s): a batch that waited gets a later created_at than
-			// the one it waited for, and later ids. CAST to timestamp
-			// converts to the connection's TimeZone, as the column's
-			// CURRENT_TIMESTAMP default does.
+			// batches of one session run one after the other. updated_at
+			// and created_at are read from the clock after that lock is
+			// held (the DO UPDATE runs once the row is locked; t reads s),
+			// not at the transaction's start (CURRENT_TIMESTAMP): a batch
+			// that waited gets later times than the one it waited for, and
+			// later ids, and ListSessions puts its session before those
+			// updated while it waited. CAST to timestamp converts to the
+			// connection's TimeZone, as the columns' CURRENT_TIMESTAMP
+			// default does.
 			add: r.Replace(`WITH s AS (` +
 				`INSERT INTO {S} AS s (session_id) VALUES (?) ` +
-				`ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP ` +
+				`ON CONFLICT (session_id) DO UPDATE SET updated_at = CAST(clock_timestamp() AS timestamp) ` +
 				`RETURNING s.session_id), ` +
 				`t AS MATERIALIZED (SELECT s.session_id, CAST(clock_timestamp() AS timestamp) AS created_at FROM s) ` +
 				`INSERT INTO {M} (session_id, message_data, created_at) ` +

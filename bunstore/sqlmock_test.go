@@ -92,8 +92,10 @@ func TestMockAddItemsIsOneStatement(t *testing.T) {
 	// BEGIN/COMMIT, with the same text on every call (the driver prepares
 	// it once) and the items as one text[] parameter, compacted, in order.
 	add := sqlLike(
+		// updated_at: read from the server clock once the session row is
+		// locked, not at the transaction's start.
 		`WITH s AS (INSERT INTO "agent_sessions" AS s (session_id) VALUES ($1) `+
-			`ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP RETURNING s.session_id)`,
+			`ON CONFLICT (session_id) DO UPDATE SET updated_at = CAST(clock_timestamp() AS timestamp) RETURNING s.session_id)`,
 		// created_at: read once, from the server clock, after the session
 		// row is locked (t reads s).
 		`t AS MATERIALIZED (SELECT s.session_id, CAST(clock_timestamp() AS timestamp) AS created_at FROM s)`,
