@@ -5,51 +5,25 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lakesession/lakesession/internal/leakcheck"
 	"github.com/lakesession/lakesession/lakebasecred/lakebasetest"
 )
 
-// TestMain fails the run when a goroutine of this package is still alive
-// after every test has finished.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if stacks := leakedGoroutines(5 * time.Second); stacks != "" {
-			fmt.Fprintf(os.Stderr, "lakebasecred: goroutines still running after the tests:\n%s\n", stacks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain fails the run when a goroutine of this package (a mint) is
+// still alive after every test has finished.
+func TestMain(m *testing.M) { leakcheck.Main(m, sourceFrame) }
+
+// sourceFrame marks the goroutines running code of a Source.
+const sourceFrame = "lakebasecred.(*Source)"
 
 // leakedGoroutines waits up to d for every goroutine running code of this
 // package (a mint) to end, and returns the stacks of those that did not.
-func leakedGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "lakebasecred.(*Source)") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func leakedGoroutines(d time.Duration) string { return leakcheck.Stacks(d, sourceFrame) }
 
 // fakeClock is a clock that moves only when told, shared by the fake
 // control plane (token expiry times) and the Source (its time and its
