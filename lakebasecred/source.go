@@ -38,14 +38,7 @@ type Target struct {
 	Branch   string
 }
 
-// tokenSource is what the connector needs from a Source.
-type tokenSource interface {
-	Token(ctx context.Context) (string, error)
-	Invalidate()
-}
-
 var (
-	_ tokenSource    = (*Source)(nil)
 	_ fmt.Stringer   = (*Source)(nil)
 	_ fmt.GoStringer = (*Source)(nil)
 	_ slog.LogValuer = (*Source)(nil)
