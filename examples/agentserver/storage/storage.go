@@ -94,7 +94,7 @@ type Storage struct {
 	// Description says where the sessions are, without any secret.
 	Description string
 
-	closers []func() error
+	src *lakebasecred.Source // the Lakebase token source; nil for other storage
 }
 
 // Open opens the storage cfg describes and creates the session tables when
@@ -137,14 +137,15 @@ func (st *Storage) init(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database and whatever Open made for it.
+// Close closes the database, then the Lakebase token source when Open made
+// one.
 func (st *Storage) Close() error {
 	var errs []error
 	if st.DB != nil {
 		errs = append(errs, st.DB.Close())
 	}
-	for i := len(st.closers) - 1; i >= 0; i-- {
-		errs = append(errs, st.closers[i]())
+	if st.src != nil {
+		errs = append(errs, st.src.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -197,7 +198,7 @@ func openLakebase(ctx context.Context, cfg Config) (*Storage, error) {
 	return &Storage{
 		DB:          db,
 		Description: fmt.Sprintf("Lakebase %s (host %s, user %s, database %s)", describeTarget(cfg.Lakebase), src.Host(), src.User(), src.Database()),
-		closers:     []func() error{src.Close},
+		src:         src,
 	}, nil
 }
 
