@@ -113,10 +113,6 @@ func openTicket(ctx context.Context, db *bun.DB, subject, message string) (ticke
 	if err != nil {
 		return ticketID{}, err
 	}
-	return openTicketItems(ctx, db, subject, []json.RawMessage{first})
-}
-
-func openTicketItems(ctx context.Context, db *bun.DB, subject string, items []json.RawMessage) (ticketID, error) {
 	u, err := uuid.NewV7()
 	if err != nil {
 		return ticketID{}, err
@@ -129,7 +125,7 @@ func openTicketItems(ctx context.Context, db *bun.DB, subject string, items []js
 			return err
 		}
 		// The conversation first: the ticket's foreign key needs its session row.
-		if err := txStore.Session(t.SessionID).AddItems(ctx, items); err != nil {
+		if err := txStore.Session(t.SessionID).AddItems(ctx, []json.RawMessage{first}); err != nil {
 			return err
 		}
 		_, err = tx.NewInsert().Model(t).Returning("id").Exec(ctx)
