@@ -123,11 +123,18 @@ func (s *Source) tokenSlow(ctx context.Context) (string, error) {
 
 // startLocked starts a mint in its own goroutine. s.mu must be held.
 func (s *Source) startLocked() *flight {
+	f := s.newFlightLocked()
+	s.wg.Add(1)
+	go s.run(f)
+	return f
+}
+
+// newFlightLocked records a new mint in progress; attempt clears it. s.mu
+// must be held.
+func (s *Source) newFlightLocked() *flight {
 	f := &flight{done: make(chan struct{})}
 	s.flight = f
 	s.inflight.Store(true)
-	s.wg.Add(1)
-	go s.run(f)
 	return f
 }
 
@@ -163,10 +170,7 @@ func (s *Source) retryFlight() *flight {
 	if s.closed || s.flight != nil || c == nil || !now.Before(c.staleAt) || now.Before(s.notBefore) {
 		return nil
 	}
-	f := &flight{done: make(chan struct{})}
-	s.flight = f
-	s.inflight.Store(true)
-	return f
+	return s.newFlightLocked()
 }
 
 // attempt calls the credential API once for f and publishes the result. It
