@@ -376,6 +376,10 @@ func TestNoValidTokenFailingAPI(t *testing.T) {
 	if elapsed > 5*time.Second { // the deadline is 200ms; the SDK alone would retry for 1s
 		t.Errorf("Token returned after %v, long past the caller's deadline", elapsed)
 	}
+	var retryable interface{ Temporary() bool }
+	if !errors.As(err, &retryable) || !retryable.Temporary() {
+		t.Errorf("Token error %v does not say that retrying can help (Temporary)", err)
+	}
 
 	s.waitIdle() // the mint gives up (the SDK's retries end)
 	calls := fake.Calls(lakebasetest.OpDatabaseCredential)

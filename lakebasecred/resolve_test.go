@@ -272,6 +272,10 @@ func TestConfigErrors(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %T %q is not a *ConfigError", err, err)
 			}
+			var retryable interface{ Temporary() bool }
+			if errors.As(err, &retryable) && retryable.Temporary() {
+				t.Errorf("configuration error %q says that retrying can help", err)
+			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
