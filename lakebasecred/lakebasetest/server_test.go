@@ -110,6 +110,42 @@ func TestPathsAndShapes(t *testing.T) {
 	}
 }
 
+// TestRemove: a removed instance or endpoint is gone from every path, and
+// no token is minted for it.
+func TestRemove(t *testing.T) {
+	s := newServer(t)
+	s.AddInstance(lakebasetest.Instance{Name: "other", ReadWriteDNS: "other.example.com"})
+	w := s.WorkspaceClient()
+	ctx := context.Background()
+	s.RemoveInstance("inst")
+	s.RemoveEndpoint(epName)
+
+	if _, err := w.Database.GetDatabaseInstance(ctx, database.GetDatabaseInstanceRequest{Name: "inst"}); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("removed instance: %v, want not found", err)
+	}
+	if all, err := w.Database.ListDatabaseInstancesAll(ctx, database.ListDatabaseInstancesRequest{}); err != nil || len(all) != 1 || all[0].Name != "other" {
+		t.Errorf("instances after the removal: %+v, %v; want only \"other\"", all, err)
+	}
+	if _, err := w.Database.GenerateDatabaseCredential(ctx, database.GenerateDatabaseCredentialRequest{InstanceNames: []string{"inst"}}); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("credential for a removed instance: %v, want not found", err)
+	}
+	if _, err := w.Postgres.GetEndpoint(ctx, postgres.GetEndpointRequest{Name: epName}); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("removed endpoint: %v, want not found", err)
+	}
+	if _, err := w.Postgres.ListEndpointsAll(ctx, postgres.ListEndpointsRequest{Parent: "projects/p/branches/main"}); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("endpoints of a branch whose only endpoint was removed: %v, want not found", err)
+	}
+	if _, err := w.Postgres.GenerateDatabaseCredential(ctx, postgres.GenerateDatabaseCredentialRequest{Endpoint: epName}); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("credential for a removed endpoint: %v, want not found", err)
+	}
+	if n := s.MintCount(); n != 0 {
+		t.Errorf("%d tokens minted for removed targets", n)
+	}
+	if _, err := w.Database.GetDatabaseInstance(ctx, database.GetDatabaseInstanceRequest{Name: "other"}); err != nil {
+		t.Errorf("the instance left in place: %v", err)
+	}
+}
+
 func TestPagination(t *testing.T) {
 	s := lakebasetest.NewServer(t, lakebasetest.WithPageSize(2))
 	for i := range 5 {
@@ -147,6 +183,14 @@ func TestTokensRandomAndDistinct(t *testing.T) {
 	w := s.WorkspaceClient()
 	seen := map[string]bool{}
 	var mu sync.Mutex
+	record := func(tok string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[tok] {
+			t.Error("a token was minted twice")
+		}
+		seen[tok] = true
+	}
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(2)
@@ -157,12 +201,7 @@ func TestTokensRandomAndDistinct(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if seen[c.Token] {
-				t.Error("a token was minted twice")
-			}
-			seen[c.Token] = true
+			record(c.Token)
 		}()
 		go func() {
 			defer wg.Done()
@@ -171,12 +210,7 @@ func TestTokensRandomAndDistinct(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if seen[c.Token] {
-				t.Error("a token was minted twice")
-			}
-			seen[c.Token] = true
+			record(c.Token)
 		}()
 	}
 	wg.Wait()
