@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -564,6 +565,20 @@ func TestOpenDBPoolSettings(t *testing.T) {
 	defer db.Close()
 	if got := db.Stats().MaxOpenConnections; got != connector.DefaultMaxOpenConns {
 		t.Errorf("MaxOpenConnections = %d, want %d", got, connector.DefaultMaxOpenConns)
+	}
+	// database/sql shows no getter for the other settings: read its fields.
+	for field, want := range map[string]int64{
+		"maxLifetime":  int64(45 * time.Minute), // the figure, not the constant
+		"maxIdleTime":  int64(connector.DefaultConnMaxIdleTime),
+		"maxIdleCount": connector.DefaultMaxIdleConns,
+	} {
+		f := reflect.ValueOf(db).Elem().FieldByName(field)
+		if !f.IsValid() {
+			t.Fatalf("sql.DB has no field %s any more: update this test", field)
+		}
+		if got := f.Int(); got != want {
+			t.Errorf("sql.DB.%s = %d, want %d", field, got, want)
+		}
 	}
 	db.SetMaxOpenConns(3)
 	if got := db.Stats().MaxOpenConnections; got != 3 {
