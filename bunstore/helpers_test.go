@@ -149,6 +149,25 @@ func count(t *testing.T, db bun.IDB, query string, args ...any) int {
 	return n
 }
 
+// countIn returns count(t, db, pg) on PostgreSQL and count(t, db, sqlite)
+// on SQLite: one question asked of either catalog.
+func countIn(t *testing.T, db bun.IDB, pg, sqlite string) int {
+	t.Helper()
+	if isPG(db) {
+		return count(t, db, pg)
+	}
+	return count(t, db, sqlite)
+}
+
+// defaultTables returns how many tables (on SQLite, objects of any kind)
+// have a name that starts with agent.
+func defaultTables(t *testing.T, db bun.IDB) int {
+	t.Helper()
+	return countIn(t, db,
+		"SELECT count(*) FROM pg_tables WHERE tablename LIKE 'agent%'",
+		"SELECT count(*) FROM sqlite_master WHERE name LIKE 'agent%'")
+}
+
 // rowCounts returns the number of session rows and item rows of a session in
 // the default tables.
 func rowCounts(t *testing.T, db bun.IDB, id string) (sessions, messages int) {

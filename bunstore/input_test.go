@@ -204,22 +204,13 @@ func TestCustomNames(t *testing.T) {
 			t.Fatalf("%d rows in %s", n, long1)
 		}
 		// The default tables were never made.
-		var q string
-		if isPG(db) {
-			q = `SELECT count(*) FROM pg_tables WHERE tablename LIKE 'agent%'`
-		} else {
-			q = `SELECT count(*) FROM sqlite_master WHERE name LIKE 'agent%'`
-		}
-		if n := count(t, db, q); n != 0 {
+		if n := defaultTables(t, db); n != 0 {
 			t.Fatalf("%d default tables exist", n)
 		}
 		// Each long messages table has its own order index.
-		if isPG(db) {
-			q = `SELECT count(DISTINCT indexname) FROM pg_indexes WHERE tablename LIKE 'xxx%' AND indexdef LIKE '%(session_id, created_at, id)'`
-		} else {
-			q = `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'xxx%' AND sql LIKE '%(session_id, created_at, id)'`
-		}
-		if n := count(t, db, q); n != 2 {
+		if n := countIn(t, db,
+			`SELECT count(DISTINCT indexname) FROM pg_indexes WHERE tablename LIKE 'xxx%' AND indexdef LIKE '%(session_id, created_at, id)'`,
+			`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'xxx%' AND sql LIKE '%(session_id, created_at, id)'`); n != 2 {
 			t.Fatalf("%d order indexes on the two long-named tables; want 2", n)
 		}
 		if err := a.Session("s").ClearSession(context.Background()); err != nil {

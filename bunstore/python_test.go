@@ -295,13 +295,9 @@ func TestCreateTablesOnPythonTables(t *testing.T) {
 		newPython(t, db).createTables()
 		newStore(t, db)
 		newStore(t, db) // again: idempotent
-		var q string
-		if isPG(db) {
-			q = "SELECT count(*) FROM pg_indexes WHERE tablename = 'agent_messages' AND indexname IN ('idx_agent_messages_session_time', 'idx_agent_messages_session_order')"
-		} else {
-			q = "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('idx_agent_messages_session_time', 'idx_agent_messages_session_order')"
-		}
-		if n := count(t, db, q); n != 2 {
+		if n := countIn(t, db,
+			"SELECT count(*) FROM pg_indexes WHERE tablename = 'agent_messages' AND indexname IN ('idx_agent_messages_session_time', 'idx_agent_messages_session_order')",
+			"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('idx_agent_messages_session_time', 'idx_agent_messages_session_order')"); n != 2 {
 			t.Fatalf("%d of the two indexes exist", n)
 		}
 	})

@@ -93,13 +93,7 @@ func TestNestedTransactions(t *testing.T) {
 			t.Fatalf("RunInTx: %v", err)
 		}
 		// Even the tables were rolled back.
-		var q string
-		if isPG(db) {
-			q = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'agent%'"
-		} else {
-			q = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'agent%'"
-		}
-		if n := count(t, db, q); n != 0 {
+		if n := defaultTables(t, db); n != 0 {
 			t.Fatalf("%d tables survived the rollback", n)
 		}
 	})
