@@ -32,6 +32,28 @@ func setUpdated(t *testing.T, db bun.IDB, id string, ago time.Duration) {
 	}
 }
 
+// listRest pages through ListSessions from opts.Cursor to the last page
+// and adds the id of every session listed to seen; one listed twice fails t.
+func listRest(t *testing.T, st *bunstore.Store, opts bunstore.ListOptions, seen map[string]bool) {
+	t.Helper()
+	for {
+		page, err := st.ListSessions(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range page.Sessions {
+			if seen[s.ID] {
+				t.Fatalf("%s listed twice", s.ID)
+			}
+			seen[s.ID] = true
+		}
+		if page.NextCursor == "" {
+			return
+		}
+		opts.Cursor = page.NextCursor
+	}
+}
+
 func near(got, want time.Time, within time.Duration) bool {
 	d := got.Sub(want)
 	return -within <= d && d <= within
@@ -140,20 +162,7 @@ func TestListSessionsWhileUpdating(t *testing.T) {
 		for _, s := range page1.Sessions {
 			seen[s.ID] = true
 		}
-		cursor := page1.NextCursor
-		for cursor != "" {
-			page, err := st.ListSessions(ctx, bunstore.ListOptions{Limit: 3, Cursor: cursor})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, s := range page.Sessions {
-				if seen[s.ID] {
-					t.Fatalf("%s listed twice", s.ID)
-				}
-				seen[s.ID] = true
-			}
-			cursor = page.NextCursor
-		}
+		listRest(t, st, bunstore.ListOptions{Limit: 3, Cursor: page1.NextCursor}, seen)
 		for i := range 9 {
 			if id := fmt.Sprintf("s%d", i); !seen[id] && id != "s7" {
 				t.Fatalf("%s skipped", id)

@@ -204,23 +204,7 @@ func TestKeysThroughBunFormatting(t *testing.T) {
 			mustAdd(t, st.Session(other), batch(other, 1))
 		}
 		seen := map[string]bool{}
-		opts := bunstore.ListOptions{Limit: 1}
-		for {
-			page, err := st.ListSessions(context.Background(), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, s := range page.Sessions {
-				if seen[s.ID] {
-					t.Fatalf("%s listed twice", s.ID)
-				}
-				seen[s.ID] = true
-			}
-			if page.NextCursor == "" {
-				break
-			}
-			opts.Cursor = page.NextCursor
-		}
+		listRest(t, st, bunstore.ListOptions{Limit: 1}, seen)
 		if len(seen) != 4 {
 			t.Fatalf("listed %v", seen)
 		}
