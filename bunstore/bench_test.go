@@ -579,27 +579,7 @@ func (p *benchPython) add(ctx context.Context, items []json.RawMessage) error {
 }
 
 func (p *benchPython) get(ctx context.Context, limit int) ([]json.RawMessage, error) {
-	rows, err := p.db.QueryContext(ctx, `SELECT message_data FROM agent_messages WHERE session_id = $1 `+
-		`ORDER BY created_at DESC, id DESC LIMIT $2`, p.id, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := make([]json.RawMessage, 0, limit)
-	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
-			return nil, err
-		}
-		if json.Valid(data) { // json.loads, skipping corrupt rows
-			items = append(items, data)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	slices.Reverse(items)
-	return items, nil
+	return benchGetLatest(ctx, p.db, p.id, limit, true) // json.loads, skipping corrupt rows
 }
 
 func (p *benchPython) pop(ctx context.Context) (json.RawMessage, error) {
@@ -647,8 +627,15 @@ func (p *benchFloor) add(ctx context.Context, items []json.RawMessage) error {
 }
 
 func (p *benchFloor) get(ctx context.Context, limit int) ([]json.RawMessage, error) {
-	rows, err := p.db.QueryContext(ctx, `SELECT message_data FROM agent_messages WHERE session_id = $1 `+
-		`ORDER BY created_at DESC, id DESC LIMIT $2`, p.id, limit)
+	return benchGetLatest(ctx, p.db, p.id, limit, false)
+}
+
+// benchGetLatest reads the latest limit items of session id with one
+// statement and returns them oldest first; with checkJSON, rows that are
+// not valid JSON are left out.
+func benchGetLatest(ctx context.Context, db *sql.DB, id string, limit int, checkJSON bool) ([]json.RawMessage, error) {
+	rows, err := db.QueryContext(ctx, `SELECT message_data FROM agent_messages WHERE session_id = $1 `+
+		`ORDER BY created_at DESC, id DESC LIMIT $2`, id, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -659,7 +646,9 @@ func (p *benchFloor) get(ctx context.Context, limit int) ([]json.RawMessage, err
 		if err := rows.Scan(&data); err != nil {
 			return nil, err
 		}
-		items = append(items, data)
+		if !checkJSON || json.Valid(data) {
+			items = append(items, data)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
