@@ -26,12 +26,9 @@ func (s *Store) valid(ctx context.Context, sessionID string, messageID int64, da
 	if json.Valid(data) {
 		return true
 	}
-	var syntax error = fmt.Errorf("%w", ErrCorruptItem)
-	var v json.RawMessage
-	if err := json.Unmarshal(data, &v); err != nil {
-		syntax = fmt.Errorf("%w: %v", ErrCorruptItem, err)
-	}
-	c := CorruptItem{SessionID: sessionID, MessageID: messageID, Data: string(data), Err: syntax}
+	// Unmarshal fails on data that is not valid JSON and says why.
+	err := json.Unmarshal(data, new(json.RawMessage))
+	c := CorruptItem{SessionID: sessionID, MessageID: messageID, Data: string(data), Err: fmt.Errorf("%w: %v", ErrCorruptItem, err)}
 	if s.cfg.corrupt != nil {
 		s.cfg.corrupt(ctx, c)
 		return false
