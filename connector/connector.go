@@ -79,7 +79,7 @@ var (
 type resolved struct {
 	inner   driver.Connector // pgx stdlib connector over base
 	tokens  TokenSource      // nil when a static password (or none) is used
-	timeout time.Duration    // per connection attempt; token and dial
+	timeout time.Duration    // per connection attempt (token and dial); always > 0
 	desc    string           // what String shows: never a secret
 }
 
@@ -164,7 +164,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	// invalidating that one would only make the source mint again.
 	if ti, ok := r.tokens.(tokenInvalidator); ok {
 		ti.InvalidateToken(first.token)
-	} else if cur, terr := r.tokens.Token(ctx); terr != nil || cur == first.token {
+	} else if cur, terr := r.currentToken(ctx); terr != nil || cur == first.token {
 		r.tokens.Invalidate()
 	}
 	conn, err = r.dial(ctx, nil)
@@ -177,12 +177,17 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
+// currentToken asks the source for its token, waiting no longer than one
+// connection attempt may.
+func (r *resolved) currentToken(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	return r.tokens.Token(ctx)
+}
+
 func (r *resolved) dial(ctx context.Context, a *attempt) (driver.Conn, error) {
-	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	if a != nil {
 		ctx = context.WithValue(ctx, attemptKey{}, a)
 	}

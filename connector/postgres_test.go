@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -516,6 +517,54 @@ func TestConnectTimeout(t *testing.T) {
 		t.Fatal("Connect waited for a token past the connect timeout")
 	}
 }
+
+// TestConnectTimeoutBoundsTheRetry: after a rejected token, the check of
+// the source's current token is bounded by the connect timeout too, like
+// every other wait for a token.
+func TestConnectTimeoutBoundsTheRetry(t *testing.T) {
+	s := tlsServer(t)
+	role := s.newRole(t, randomToken(t))
+	src := &stallingSource{first: randomToken(t)} // rejected by the database
+	cfg := s.tokenConfig(role, src)
+	cfg.ConnectTimeout = 2 * time.Second
+	c, err := connector.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Connect(context.Background()) // no deadline of its own
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Connect = %v, want the connect timeout's context.DeadlineExceeded", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Connect waited for a token past the connect timeout after a rejected login")
+	}
+	if got := src.calls.Load(); got != 3 {
+		t.Errorf("Token called %d times, want 3 (the rejected login, the check, the retry)", got)
+	}
+}
+
+// stallingSource hands out first once, then waits for ctx on every call.
+type stallingSource struct {
+	first string
+	calls atomic.Int64
+}
+
+func (s *stallingSource) Token(ctx context.Context) (string, error) {
+	if s.calls.Add(1) == 1 {
+		return s.first, nil
+	}
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func (s *stallingSource) Invalidate() {}
 
 // blockingSource waits for ctx and never hands out a token.
 type blockingSource struct{}
