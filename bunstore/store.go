@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun/dialect"
 
 	"github.com/lakesession/lakesession"
+	"github.com/lakesession/lakesession/models"
 )
 
 var (
@@ -118,8 +119,8 @@ func WithCorruptItemHandler(fn func(ctx context.Context, c CorruptItem)) Option 
 // wraps ErrInvalidConfig; it does not touch the database.
 func New(db bun.IDB, opts ...Option) (*Store, error) {
 	cfg := config{
-		sessions: "agent_sessions",
-		messages: "agent_messages",
+		sessions: models.SessionsTable,
+		messages: models.MessagesTable,
 		logger:   slog.Default(),
 	}
 	for _, opt := range opts {
