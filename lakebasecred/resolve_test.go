@@ -60,17 +60,19 @@ func TestInstanceByHostname(t *testing.T) {
 		given    string
 		wantHost string
 		wantInst string
+		pages    int // the page of the match: none after it is fetched
 	}{
-		{"read_write_dns", "rw.b.example.com", "rw.b.example.com", "b"},
-		{"read_write_dns in other case", "RW.B.Example.COM", "rw.b.example.com", "b"},
-		{"read_only_dns gives the read_write_dns", "ro.b.example.com", "rw.b.example.com", "b"},
-		{"read_only_dns of an instance without read_write_dns", "ro.c.example.com", "ro.c.example.com", "c"},
+		{"read_write_dns", "rw.b.example.com", "rw.b.example.com", "b", 2},
+		{"read_write_dns in other case", "RW.B.Example.COM", "rw.b.example.com", "b", 2},
+		{"read_only_dns gives the read_write_dns", "ro.b.example.com", "rw.b.example.com", "b", 2},
+		{"read_only_dns of an instance without read_write_dns", "ro.c.example.com", "ro.c.example.com", "c", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := lakebasetest.NewServer(t, lakebasetest.WithPageSize(1)) // one instance per page
 			fake.AddInstance(lakebasetest.Instance{Name: "a", ReadWriteDNS: "rw.a.example.com"})
 			fake.AddInstance(lakebasetest.Instance{Name: "b", ReadWriteDNS: "rw.b.example.com", ReadOnlyDNS: "ro.b.example.com"})
 			fake.AddInstance(lakebasetest.Instance{Name: "c", ReadOnlyDNS: "ro.c.example.com"})
+			fake.AddInstance(lakebasetest.Instance{Name: "d", ReadWriteDNS: "rw.d.example.com"})
 			s := newSource(t, fake, Target{Instance: tc.given})
 			if s.Host() != tc.wantHost {
 				t.Errorf("Host() = %q, want %q", s.Host(), tc.wantHost)
@@ -78,8 +80,8 @@ func TestInstanceByHostname(t *testing.T) {
 			if n := fake.Calls(lakebasetest.OpGetInstance); n != 0 {
 				t.Errorf("a hostname was looked up with GetDatabaseInstance (%d calls)", n)
 			}
-			if n := fake.Calls(lakebasetest.OpListInstances); n < 2 {
-				t.Errorf("ListDatabaseInstances called %d times; the match is past the first page", n)
+			if n := fake.Calls(lakebasetest.OpListInstances); n != tc.pages {
+				t.Errorf("ListDatabaseInstances called %d times, want %d: the match is on page %d (past the first), and no page after it is fetched", n, tc.pages, tc.pages)
 			}
 			mustToken(t, s)
 			if m := fake.Mints(); len(m) != 1 || m[0].Target != tc.wantInst {
@@ -134,10 +136,14 @@ func TestProjectAndBranch(t *testing.T) {
 			fake.AddEndpoint(lakebasetest.Endpoint{Name: "projects/p/branches/main/endpoints/a-ro", Type: lakebasetest.EndpointReadOnly, Host: "ro.example.com"})
 			fake.AddEndpoint(lakebasetest.Endpoint{Name: "projects/p/branches/main/endpoints/b-ro", Type: lakebasetest.EndpointReadOnly, Host: "ro2.example.com"})
 			fake.AddEndpoint(lakebasetest.Endpoint{Name: "projects/p/branches/main/endpoints/c-rw", Type: lakebasetest.EndpointReadWrite, Host: "rw.example.com"})
+			fake.AddEndpoint(lakebasetest.Endpoint{Name: "projects/p/branches/main/endpoints/d-ro", Type: lakebasetest.EndpointReadOnly, Host: "ro3.example.com"})
 			fake.AddEndpoint(lakebasetest.Endpoint{Name: "projects/p/branches/dev/endpoints/rw", Host: "dev.example.com"})
 			s := newSource(t, fake, target)
 			if s.Host() != "rw.example.com" {
 				t.Errorf("Host() = %q, want the READ_WRITE endpoint's host", s.Host())
+			}
+			if n := fake.Calls(lakebasetest.OpListEndpoints); n != 3 {
+				t.Errorf("ListEndpoints called %d times, want 3: up to the page of the READ_WRITE endpoint", n)
 			}
 			mustToken(t, s)
 			if m := fake.Mints(); len(m) != 1 || m[0].Target != "projects/p/branches/main/endpoints/c-rw" {

@@ -235,19 +235,20 @@ func isDenied(err error) bool {
 func (s *Source) resolveInstance(ctx context.Context, w *databricks.WorkspaceClient, nameOrHost string) error {
 	var inst *database.DatabaseInstance
 	if strings.Contains(nameOrHost, ".") {
-		all, err := w.Database.ListDatabaseInstancesAll(ctx, database.ListDatabaseInstancesRequest{})
-		switch {
-		case isDenied(err):
-			return configErr(err, fmt.Sprintf("the workspace client may not list database instances (to find hostname %q): check its credentials, or set Target.Instance to the instance's name", nameOrHost))
-		case err != nil:
-			return fmt.Errorf("lakebasecred: list database instances to find hostname %q: %w", nameOrHost, err)
-		}
-		names := make([]string, 0, len(all))
-		for i := range all {
-			names = append(names, all[i].Name)
-			if strings.EqualFold(all[i].ReadWriteDns, nameOrHost) || strings.EqualFold(all[i].ReadOnlyDns, nameOrHost) {
-				inst = &all[i]
-				break
+		// Page by page, so that no page after the match is fetched.
+		it := w.Database.ListDatabaseInstances(ctx, database.ListDatabaseInstancesRequest{})
+		var names []string
+		for inst == nil && it.HasNext(ctx) {
+			in, err := it.Next(ctx)
+			switch {
+			case isDenied(err):
+				return configErr(err, fmt.Sprintf("the workspace client may not list database instances (to find hostname %q): check its credentials, or set Target.Instance to the instance's name", nameOrHost))
+			case err != nil:
+				return fmt.Errorf("lakebasecred: list database instances to find hostname %q: %w", nameOrHost, err)
+			}
+			names = append(names, in.Name)
+			if strings.EqualFold(in.ReadWriteDns, nameOrHost) || strings.EqualFold(in.ReadOnlyDns, nameOrHost) {
+				inst = &in
 			}
 		}
 		if inst == nil {
@@ -338,18 +339,20 @@ func (s *Source) resolveEndpoint(ctx context.Context, w *databricks.WorkspaceCli
 
 func (s *Source) resolveBranch(ctx context.Context, w *databricks.WorkspaceClient, project, branch string) error {
 	parent := "projects/" + project + "/branches/" + branch
-	eps, err := w.Postgres.ListEndpointsAll(ctx, postgres.ListEndpointsRequest{Parent: parent})
-	switch {
-	case apierr.IsMissing(err):
-		return configErr(err, fmt.Sprintf("branch %q does not exist: set Target.Project and Target.Branch to an existing project and branch", parent))
-	case isDenied(err):
-		return configErr(err, fmt.Sprintf("the workspace client may not list the endpoints of branch %q: check its credentials and permissions", parent))
-	case err != nil:
-		return fmt.Errorf("lakebasecred: list the endpoints of branch %q: %w", parent, err)
-	}
+	// Page by page, so that no page after the READ_WRITE endpoint is fetched.
+	it := w.Postgres.ListEndpoints(ctx, postgres.ListEndpointsRequest{Parent: parent})
 	var others []string
-	for i := range eps {
-		ep := &eps[i]
+	for it.HasNext(ctx) {
+		got, err := it.Next(ctx)
+		switch {
+		case apierr.IsMissing(err):
+			return configErr(err, fmt.Sprintf("branch %q does not exist: set Target.Project and Target.Branch to an existing project and branch", parent))
+		case isDenied(err):
+			return configErr(err, fmt.Sprintf("the workspace client may not list the endpoints of branch %q: check its credentials and permissions", parent))
+		case err != nil:
+			return fmt.Errorf("lakebasecred: list the endpoints of branch %q: %w", parent, err)
+		}
+		ep := &got
 		if ep.Name == "" {
 			id := ep.EndpointId
 			if id == "" && ep.Status != nil {
