@@ -17,14 +17,23 @@ demo-lakebase:
 test:
 	./scripts/with-postgres.sh $(MAKE) --no-print-directory test-go
 
+# MODULES are the Go modules of this repository: the library, and those kept
+# apart so that library users do not download their dependencies. A module
+# directory that does not exist is an error, not a skip.
+MODULES := . examples
+
 # test-go runs the Go checks against the server LAKESESSION_TEST_DATABASE_URL names.
 test-go: vet
-	$(GO) test -race -count=1 ./...
-	cd examples && $(GO) test -race -count=1 ./...
+	@set -e; for m in $(MODULES); do \
+		echo "== go test -race $$m" >&2; \
+		(cd $$m && $(GO) test -race -count=1 ./...); \
+	done
 
 vet:
-	$(GO) vet ./...
-	cd examples && $(GO) vet ./...
+	@set -e; for m in $(MODULES); do \
+		echo "== go vet $$m" >&2; \
+		(cd $$m && $(GO) vet ./...); \
+	done
 
 # bench runs the benchmarks on a throwaway PostgreSQL: the token cache and the
 # connector, then the session store with its ratios against the speed targets.

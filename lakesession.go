@@ -58,6 +58,13 @@ var (
 	// ErrInvalidItem is returned by AddItems when an item is not a JSON
 	// object. Nothing of the batch is written.
 	ErrInvalidItem = errors.New("lakesession: invalid item")
+
+	// ErrOutcomeUnknown is returned by a write (AddItems, PopItem) whose
+	// statement was sent and whose connection broke before its result came
+	// back: the batch may or may not be stored, the item may or may not be
+	// removed. The call was not retried, because running it again could
+	// store the batch twice. Read the session to reconcile.
+	ErrOutcomeUnknown = errors.New("lakesession: the statement was sent and the connection broke before its result came back: the write may or may not have happened")
 )
 
 // MaxSessionIDLen is the longest session id accepted, in bytes.
