@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 )
 
@@ -189,41 +188,4 @@ func parseSQLiteTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a time SQLite writes", s)
-}
-
-// DeleteSessions removes every session not updated since notUpdatedSince
-// (updated_at < notUpdatedSince), with its items, and returns how many
-// sessions it removed: a retention job. A session that gets items while it
-// runs is kept. On PostgreSQL it is one statement; on SQLite, whose times
-// have whole seconds, the cutoff is rounded down to a second, so a session
-// updated after the cutoff is never removed.
-func (s *Store) DeleteSessions(ctx context.Context, notUpdatedSince time.Time) (int64, error) {
-	if notUpdatedSince.IsZero() {
-		return 0, fmt.Errorf("delete sessions: the time is zero; pass the oldest last-update time to keep, such as time.Now().Add(-30 * 24 * time.Hour)")
-	}
-	var (
-		n   int64
-		err error
-	)
-	if s.dialect == dialect.PG {
-		err = s.c.queryRow(ctx, s.q.deleteOld, notUpdatedSince).Scan(&n)
-	} else {
-		cutoff := notUpdatedSince.UTC().Format("2006-01-02 15:04:05")
-		err = s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			c := newConn(tx, false)
-			if _, err := c.exec(ctx, s.q.deleteOld, cutoff); err != nil {
-				return err
-			}
-			res, err := c.exec(ctx, s.q.deleteOldSessions, cutoff)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-	}
-	if err != nil {
-		return 0, fmt.Errorf("delete sessions not updated since %s: %w", notUpdatedSince.Format(time.RFC3339), withCtxErr(ctx, err))
-	}
-	return n, nil
 }

@@ -41,13 +41,6 @@ type statements struct {
 	// and updated_at as a key.
 	list      query
 	listAfter query
-
-	// deleteOld removes the sessions not updated since a time. PostgreSQL:
-	// one statement returning the count (args: time). SQLite: deleteOld
-	// deletes their items and deleteOldSessions the rows, in one
-	// transaction (args: time as text).
-	deleteOld         query
-	deleteOldSessions query
 }
 
 func buildStatements(d dialect.Name, n tableNames) statements {
@@ -95,12 +88,6 @@ func buildStatements(d dialect.Name, n tableNames) statements {
 			listAfter: r.Replace(`SELECT session_id, CAST(created_at AS timestamptz) AS created, CAST(updated_at AS timestamptz) AS updated, updated_at ` +
 				`FROM {S} WHERE (updated_at, session_id) < (CAST(? AS timestamp), ?) ` +
 				`ORDER BY updated_at DESC, session_id DESC LIMIT ?`),
-			// The time is compared in the connection's TimeZone, the one
-			// updated_at was written in.
-			deleteOld: r.Replace(`WITH d AS (DELETE FROM {S} ` +
-				`WHERE updated_at < CAST(CAST(? AS timestamptz) AS timestamp) RETURNING session_id), ` +
-				`m AS (DELETE FROM {M} WHERE session_id IN (SELECT session_id FROM d)) ` +
-				`SELECT count(*) FROM d`),
 		}
 	}
 	// SQLite: CURRENT_TIMESTAMP is UTC text, the same for every row of one
@@ -128,9 +115,6 @@ func buildStatements(d dialect.Name, n tableNames) statements {
 		listAfter: r.Replace(`SELECT session_id, CAST(created_at AS TEXT) AS created, CAST(updated_at AS TEXT) AS updated, CAST(updated_at AS TEXT) AS updated_key ` +
 			`FROM {S} WHERE (updated_at, session_id) < (?, ?) ` +
 			`ORDER BY updated_at DESC, session_id DESC LIMIT ?`),
-		deleteOld: r.Replace(`DELETE FROM {M} WHERE session_id IN ` +
-			`(SELECT session_id FROM {S} WHERE updated_at < ?)`),
-		deleteOldSessions: r.Replace(`DELETE FROM {S} WHERE updated_at < ?`),
 	}
 }
 
