@@ -227,14 +227,6 @@ func TestMockReadsAreOneStatement(t *testing.T) {
 	if len(page.Sessions) != 1 || page.NextCursor != "" {
 		t.Fatalf("last page = %+v; want 1 session and no cursor", page)
 	}
-
-	mock.ExpectQuery(sqlLike(`WITH d AS (DELETE FROM "agent_sessions" WHERE updated_at < CAST(CAST($1 AS timestamptz) AS timestamp) RETURNING session_id), ` +
-		`m AS (DELETE FROM "agent_messages" WHERE session_id IN (SELECT session_id FROM d)) SELECT count(*) FROM d`)).WithArgs(ts).
-		WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(7))
-	n, err := st.DeleteSessions(context.Background(), ts)
-	if err != nil || n != 7 {
-		t.Fatalf("DeleteSessions = %d, %v; want 7", n, err)
-	}
 }
 
 // A corrupt row among the newest: the follow-up statement continues below
@@ -389,7 +381,11 @@ func TestMockDatabaseErrors(t *testing.T) {
 		},
 		{
 			name:   "DeleteSessions",
-			expect: func(m sqlmock.Sqlmock) { m.ExpectQuery(sqlLike(`DELETE FROM "agent_sessions"`)).WillReturnError(errDB) },
+			expect: func(m sqlmock.Sqlmock) {
+				m.ExpectBegin()
+				m.ExpectQuery(sqlLike(`FROM "agent_sessions"`, `FOR UPDATE SKIP LOCKED`)).WillReturnError(errDB)
+				m.ExpectRollback()
+			},
 			call: func(st *bunstore.Store) error {
 				_, err := st.DeleteSessions(context.Background(), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 				return err
