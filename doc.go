@@ -25,6 +25,19 @@
 //	last, err := sess.PopItem(ctx)       // nil when the session is empty
 //	err = sess.ClearSession(ctx)
 //
+// # Sending a window to a model
+//
+// The latest items of a history can cut a tool call from its output, or a
+// reasoning item from the message it led to, and the OpenAI Responses API
+// rejects such a list. RepairHistory drops those items, and only those,
+// without reordering or rewriting the others:
+//
+//	items, err := sess.GetItems(ctx, 20)
+//	input := lakesession.RepairHistory(items) // no output without its call, no call without its output
+//
+// Module github.com/lakesession/lakesession/openaisession does this for
+// openai-go users, with typed items (its History method).
+//
 // # Errors
 //
 // Bad input is reported with sentinels checked by errors.Is:
