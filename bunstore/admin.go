@@ -81,21 +81,29 @@ func (s *Store) ListSessions(ctx context.Context, opts ListOptions) (SessionPage
 		}
 		after = &c
 	}
-	page, err := s.listSessions(ctx, after, limit)
+	var (
+		page    SessionPage
+		retries int
+	)
+	err := s.run(ctx, opListSessions, &retries, func(ctx context.Context, a attempt) error {
+		var err error
+		page, err = s.listSessions(ctx, a.c, after, limit)
+		return err
+	})
 	if err != nil {
-		return SessionPage{}, fmt.Errorf("list sessions: %w", withCtxErr(ctx, err))
+		return SessionPage{}, fmt.Errorf("list sessions: %w", err)
 	}
 	return page, nil
 }
 
-func (s *Store) listSessions(ctx context.Context, after *cursor, limit int) (SessionPage, error) {
+func (s *Store) listSessions(ctx context.Context, c conn, after *cursor, limit int) (SessionPage, error) {
 	var (
 		rows *sql.Rows
 		err  error
 	)
 	// One more row than the page tells whether another page follows.
 	if after == nil {
-		rows, err = s.c.query(ctx, s.q.list, limit+1)
+		rows, err = c.query(ctx, s.q.list, limit+1)
 	} else {
 		var key any = after.UpdatedAt
 		if s.dialect == dialect.PG {
@@ -105,7 +113,7 @@ func (s *Store) listSessions(ctx context.Context, after *cursor, limit int) (Ses
 			}
 			key = t
 		}
-		rows, err = s.c.query(ctx, s.q.listAfter, key, after.SessionID, limit+1)
+		rows, err = c.query(ctx, s.q.listAfter, key, after.SessionID, limit+1)
 	}
 	if err != nil {
 		return SessionPage{}, err

@@ -21,23 +21,32 @@ type CorruptItem struct {
 	Err error
 }
 
-// valid reports whether data is valid JSON, and reports the row when not.
-func (s *Store) valid(ctx context.Context, sessionID string, messageID int64, data []byte) bool {
+// checkItem reports whether data is valid JSON. When it is not, it adds
+// the row to *bad, for report once the call that read it succeeds.
+func (s *Store) checkItem(sessionID string, messageID int64, data []byte, bad *[]CorruptItem) bool {
 	if json.Valid(data) {
 		return true
 	}
 	// Unmarshal fails on data that is not valid JSON and says why.
 	err := json.Unmarshal(data, new(json.RawMessage))
-	c := CorruptItem{SessionID: sessionID, MessageID: messageID, Data: string(data), Err: fmt.Errorf("%w: %v", ErrCorruptItem, err)}
-	if s.cfg.corrupt != nil {
-		s.cfg.corrupt(ctx, c)
-		return false
-	}
-	s.cfg.logger.WarnContext(ctx, "lakesession: skipped a stored item that is not valid JSON",
-		"session_id", c.SessionID,
-		"message_id", c.MessageID,
-		"table", s.cfg.messages,
-		"bytes", len(data),
-		"error", c.Err)
+	*bad = append(*bad, CorruptItem{SessionID: sessionID, MessageID: messageID, Data: string(data), Err: fmt.Errorf("%w: %v", ErrCorruptItem, err)})
 	return false
+}
+
+// report hands the corrupt rows a call found to the WithCorruptItemHandler
+// function, or else logs them. A call reports the rows of its successful
+// try only, so a retried read reports each row once.
+func (s *Store) report(ctx context.Context, bad []CorruptItem) {
+	for _, c := range bad {
+		if s.cfg.corrupt != nil {
+			s.cfg.corrupt(ctx, c)
+			continue
+		}
+		s.cfg.logger.WarnContext(ctx, "lakesession: skipped a stored item that is not valid JSON",
+			"session_id", c.SessionID,
+			"message_id", c.MessageID,
+			"table", s.cfg.messages,
+			"bytes", len(c.Data),
+			"error", c.Err)
+	}
 }

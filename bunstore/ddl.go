@@ -24,7 +24,18 @@ const createTablesLockKey int64 = 0x6c616b6573657373 // "lakesess"
 // The DDL is the one in package migrations, with the configured names.
 // Applications that use migrations do not need CreateTables.
 func (s *Store) CreateTables(ctx context.Context) error {
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	var retries int
+	err := s.run(ctx, opCreateTables, &retries, func(ctx context.Context, a attempt) error {
+		return s.createTables(ctx, a.db)
+	})
+	if err != nil {
+		return fmt.Errorf("create tables %s and %s: %w", s.cfg.sessions, s.cfg.messages, err)
+	}
+	return nil
+}
+
+func (s *Store) createTables(ctx context.Context, db bun.IDB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if s.dialect == dialect.PG {
 			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", createTablesLockKey); err != nil {
 				return err
@@ -50,10 +61,6 @@ func (s *Store) CreateTables(ctx context.Context) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("create tables %s and %s: %w", s.cfg.sessions, s.cfg.messages, withCtxErr(ctx, err))
-	}
-	return nil
 }
 
 // ddl returns the CREATE statements, the same as the migrations' with the

@@ -37,22 +37,29 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]json.RawMessage, e
 		return nil, fmt.Errorf("get items: %w", err)
 	}
 	var (
-		items []json.RawMessage
-		err   error
+		items   []json.RawMessage
+		corrupt []CorruptItem
+		retries int
 	)
-	if limit <= 0 {
-		items, err = s.getAll(ctx)
-	} else {
-		items, err = s.getLatest(ctx, limit)
-	}
+	err := s.store.run(ctx, opGetItems, &retries, func(ctx context.Context, a attempt) error {
+		var err error
+		corrupt = corrupt[:0]
+		if limit <= 0 {
+			items, err = s.getAll(ctx, a.c, &corrupt)
+		} else {
+			items, err = s.getLatest(ctx, a.c, limit, &corrupt)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("get items from session %q: %w", s.id, withCtxErr(ctx, err))
+		return nil, fmt.Errorf("get items from session %q: %w", s.id, err)
 	}
+	s.store.report(ctx, corrupt)
 	return items, nil
 }
 
-func (s *Session) getAll(ctx context.Context) ([]json.RawMessage, error) {
-	rows, err := s.store.c.query(ctx, s.store.q.getAll, s.id)
+func (s *Session) getAll(ctx context.Context, c conn, corrupt *[]CorruptItem) ([]json.RawMessage, error) {
+	rows, err := c.query(ctx, s.store.q.getAll, s.id)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +73,7 @@ func (s *Session) getAll(ctx context.Context) ([]json.RawMessage, error) {
 		if err := rows.Scan(&id, &data); err != nil {
 			return nil, err
 		}
-		if s.store.valid(ctx, s.id, id, data) {
+		if s.store.checkItem(s.id, id, data, corrupt) {
 			items = append(items, data)
 		}
 	}
@@ -76,7 +83,7 @@ func (s *Session) getAll(ctx context.Context) ([]json.RawMessage, error) {
 	return items, rows.Close()
 }
 
-func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, error) {
+func (s *Session) getLatest(ctx context.Context, c conn, limit int, corrupt *[]CorruptItem) ([]json.RawMessage, error) {
 	items := make([]json.RawMessage, 0, min(limit, 1024))
 	// Newest first; the key of the oldest row read so far continues the
 	// scan when corrupt rows left items short.
@@ -91,9 +98,9 @@ func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, 
 			err  error
 		)
 		if first {
-			rows, err = s.store.c.query(ctx, s.store.q.getLatest, s.id, want)
+			rows, err = c.query(ctx, s.store.q.getLatest, s.id, want)
 		} else {
-			rows, err = s.store.c.query(ctx, s.store.q.getBefore, s.id, keyTime, keyID, want)
+			rows, err = c.query(ctx, s.store.q.getBefore, s.id, keyTime, keyID, want)
 		}
 		if err != nil {
 			return nil, err
@@ -116,7 +123,7 @@ func (s *Session) getLatest(ctx context.Context, limit int) ([]json.RawMessage, 
 				return nil, err
 			}
 			n++
-			if s.store.valid(ctx, s.id, keyID, data) {
+			if s.store.checkItem(s.id, keyID, data, corrupt) {
 				items = append(items, data)
 			} else {
 				skipped++
@@ -163,20 +170,21 @@ func (s *Session) AddItems(ctx context.Context, items []json.RawMessage) error {
 		}
 		data[i] = string(c)
 	}
-	var err error
-	if s.store.dialect == dialect.PG {
-		err = s.addPG(ctx, data)
-	} else {
-		err = s.addSQLite(ctx, data)
-	}
+	var retries int
+	err := s.store.run(ctx, opAddItems, &retries, func(ctx context.Context, a attempt) error {
+		if s.store.dialect == dialect.PG {
+			return s.addPG(ctx, a.c, data)
+		}
+		return s.addSQLite(ctx, a.db, data)
+	})
 	if err != nil {
-		return fmt.Errorf("add items to session %q: %w", s.id, withCtxErr(ctx, err))
+		return fmt.Errorf("add items to session %q: %w", s.id, err)
 	}
 	return nil
 }
 
-func (s *Session) addPG(ctx context.Context, data []string) error {
-	res, err := s.store.c.exec(ctx, s.store.q.add, s.id, data)
+func (s *Session) addPG(ctx context.Context, c conn, data []string) error {
+	res, err := c.exec(ctx, s.store.q.add, s.id, data)
 	if err != nil {
 		return err
 	}
@@ -187,8 +195,8 @@ func (s *Session) addPG(ctx context.Context, data []string) error {
 // each, well under SQLite's limit on parameters per statement).
 const sqliteChunk = 1000
 
-func (s *Session) addSQLite(ctx context.Context, data []string) error {
-	return s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+func (s *Session) addSQLite(ctx context.Context, db bun.IDB, data []string) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		c := newConn(tx, false)
 		if _, err := c.exec(ctx, s.store.q.add, s.id); err != nil {
 			return err
@@ -241,21 +249,32 @@ func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
 	if err := lakesession.ValidateSessionID(s.id); err != nil {
 		return nil, fmt.Errorf("pop item: %w", err)
 	}
+	var retries int
 	for {
 		var (
-			id   int64
-			data []byte
+			id    int64
+			data  []byte
+			found bool
 		)
-		err := s.store.c.queryRow(ctx, s.store.q.pop, s.id).Scan(&id, &data)
-		if errors.Is(err, sql.ErrNoRows) {
+		err := s.store.run(ctx, opPopItem, &retries, func(ctx context.Context, a attempt) error {
+			err := a.c.queryRow(ctx, s.store.q.pop, s.id).Scan(&id, &data)
+			found = err == nil
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pop item from session %q: %w", s.id, err)
+		}
+		if !found {
 			return nil, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("pop item from session %q: %w", s.id, withCtxErr(ctx, err))
-		}
-		if s.store.valid(ctx, s.id, id, data) {
+		var corrupt []CorruptItem
+		if s.store.checkItem(s.id, id, data, &corrupt) {
 			return data, nil
 		}
+		s.store.report(ctx, corrupt)
 	}
 }
 
@@ -266,11 +285,13 @@ func (s *Session) ClearSession(ctx context.Context) error {
 	if err := lakesession.ValidateSessionID(s.id); err != nil {
 		return fmt.Errorf("clear session: %w", err)
 	}
-	var err error
-	if s.store.dialect == dialect.PG {
-		_, err = s.store.c.exec(ctx, s.store.q.clear, s.id, s.id)
-	} else {
-		err = s.store.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	var retries int
+	err := s.store.run(ctx, opClearSession, &retries, func(ctx context.Context, a attempt) error {
+		if s.store.dialect == dialect.PG {
+			_, err := a.c.exec(ctx, s.store.q.clear, s.id, s.id)
+			return err
+		}
+		return a.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			c := newConn(tx, false)
 			if _, err := c.exec(ctx, s.store.q.clear, s.id); err != nil {
 				return err
@@ -278,9 +299,9 @@ func (s *Session) ClearSession(ctx context.Context) error {
 			_, err := c.exec(ctx, s.store.q.clearSession, s.id)
 			return err
 		})
-	}
+	})
 	if err != nil {
-		return fmt.Errorf("clear session %q: %w", s.id, withCtxErr(ctx, err))
+		return fmt.Errorf("clear session %q: %w", s.id, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -43,6 +44,13 @@ type Store struct {
 	dialect dialect.Name
 	cfg     config
 	q       statements
+
+	// pool is db when it is a *bun.DB on PostgreSQL: calls then take a
+	// connection per try and retry (see run).
+	pool *bun.DB
+	// unknownOutcomes is set when a write's connection can break with the
+	// outcome unknown to the caller: on PostgreSQL, outside a transaction.
+	unknownOutcomes bool
 }
 
 type config struct {
@@ -51,7 +59,10 @@ type config struct {
 	messages string
 	logger   *slog.Logger
 	corrupt  func(ctx context.Context, c CorruptItem)
-	problems []string
+	// maxRetryWait is how long a call may keep retrying; 0 turns retries
+	// off.
+	maxRetryWait time.Duration
+	problems     []string
 }
 
 // Option configures a Store.
@@ -113,15 +124,33 @@ func WithCorruptItemHandler(fn func(ctx context.Context, c CorruptItem)) Option 
 	}
 }
 
+// WithMaxRetryWait sets how long a call on a *bun.DB with PostgreSQL may
+// keep retrying a failure that left nothing written (and, for the calls
+// that are safe to repeat, a connection that broke with the outcome
+// unknown): no new try starts more than d after the call started. The
+// default is DefaultMaxRetryWait (15 s); 0 turns retries off, so every
+// call makes one try. The call's context bounds the retries too. See
+// "Failures and retries" in the package documentation for what is
+// retried.
+func WithMaxRetryWait(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.problems = append(c.problems, fmt.Sprintf("WithMaxRetryWait: %v is negative; use 0 to turn retries off", d))
+		}
+		c.maxRetryWait = d
+	}
+}
+
 // New returns a Store on db, which may be a *bun.DB, a bun.Conn or a bun.Tx
 // whose dialect is PostgreSQL (pgdialect) or SQLite (sqlitedialect). It
 // checks every option and reports all problems at once, in an error that
 // wraps ErrInvalidConfig; it does not touch the database.
 func New(db bun.IDB, opts ...Option) (*Store, error) {
 	cfg := config{
-		sessions: models.SessionsTable,
-		messages: models.MessagesTable,
-		logger:   slog.Default(),
+		sessions:     models.SessionsTable,
+		messages:     models.MessagesTable,
+		logger:       slog.Default(),
+		maxRetryWait: DefaultMaxRetryWait,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -148,6 +177,18 @@ func New(db bun.IDB, opts ...Option) (*Store, error) {
 	cfg.problems = nil
 	s := &Store{db: db, c: newConn(db, name == dialect.PG), dialect: name, cfg: cfg}
 	s.q = buildStatements(name, s.names())
+	if name == dialect.PG {
+		switch d := db.(type) {
+		case *bun.DB:
+			s.pool = d
+			s.unknownOutcomes = true
+		case bun.Tx, *bun.Tx:
+			// A broken connection rolls the caller's transaction back:
+			// nothing of it commits, and its Commit says so.
+		default:
+			s.unknownOutcomes = true
+		}
+	}
 	return s, nil
 }
 

@@ -1,0 +1,301 @@
+package bunstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/uptrace/bun"
+
+	"github.com/lakesession/lakesession"
+)
+
+// DefaultMaxRetryWait is how long a call on a *bun.DB keeps retrying a
+// failure that left nothing written, when WithMaxRetryWait is not given.
+const DefaultMaxRetryWait = 15 * time.Second
+
+// Backoff between attempts: the first retry waits about retryFirstDelay,
+// each later one twice as long as the one before, up to retryMaxDelay;
+// every wait is drawn at random between half the step and the whole step,
+// so that callers who failed together do not retry together.
+const (
+	retryFirstDelay = 25 * time.Millisecond
+	retryMaxDelay   = time.Second
+)
+
+// op describes one kind of call for the retry loop (and for its span and
+// metrics).
+type op struct {
+	// name is the method: "AddItems".
+	name string
+	// idempotent calls are retried also after the connection broke with
+	// their statement's outcome unknown: running them again gives the
+	// result they would have given.
+	idempotent bool
+}
+
+// The calls of a Store. DeleteSessions and PruneSessions are idempotent: a
+// batch run again removes what is still there to remove.
+var (
+	opGetItems       = &op{name: "GetItems", idempotent: true}
+	opAddItems       = &op{name: "AddItems"}
+	opPopItem        = &op{name: "PopItem"}
+	opClearSession   = &op{name: "ClearSession", idempotent: true}
+	opListSessions   = &op{name: "ListSessions", idempotent: true}
+	opCreateTables   = &op{name: "CreateTables", idempotent: true}
+	opDeleteSessions = &op{name: "DeleteSessions", idempotent: true}
+	opPruneSessions  = &op{name: "PruneSessions", idempotent: true}
+)
+
+// attempt is where one try of a call runs. On a *bun.DB with PostgreSQL it
+// is one connection taken from the pool for the try: db is that bun.Conn
+// (start transactions on it) and c sends statements on it. Otherwise both
+// are the Store's own.
+type attempt struct {
+	db bun.IDB
+	c  conn
+}
+
+// outcome is what a failed statement tells about whether it took effect.
+type outcome uint8
+
+const (
+	// failed: the database refused the statement (or the error is none
+	// the store knows); a retry would not help.
+	failed outcome = iota
+	// notApplied: the statement certainly did not run, or ran and did not
+	// commit, for a reason that another try on another connection may not
+	// meet.
+	notApplied
+	// broken: the connection broke after the statement was sent, before
+	// its result came back: it may or may not have committed.
+	broken
+)
+
+// classify says what err, returned by a statement on a connection the
+// store holds, tells about the statement.
+func classify(err error) outcome {
+	// pgx's database/sql driver returns driver.ErrBadConn only for what
+	// pgconn.SafeToRetry says happened before anything was sent.
+	if errors.Is(err, driver.ErrBadConn) || pgconn.SafeToRetry(err) {
+		return notApplied
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// An error response ends the statement's transaction without a
+		// commit: PostgreSQL reports nothing but warnings once a commit is
+		// done.
+		switch pgErr.Code {
+		case "57P01", // admin_shutdown: the backend was terminated
+			"57P02", // crash_shutdown
+			"57P03", // cannot_connect_now: the server is starting up
+			"57P05", // idle_session_timeout: the backend ended while idle
+			"25006", // read_only_sql_transaction: a server in recovery, or a demoted primary
+			"40001", // serialization_failure
+			"40P01": // deadlock_detected
+			return notApplied
+		}
+		if strings.HasPrefix(pgErr.Code, "08") {
+			// A connection exception in an error response comes from a
+			// pooler in between (PgBouncer's "server conn crashed?" is
+			// 08P01): the server's connection broke, at a moment the
+			// pooler does not tell.
+			return broken
+		}
+		return failed
+	}
+	if connBroke(err) {
+		return broken
+	}
+	return failed
+}
+
+// connBroke reports whether err says that the connection failed: an EOF,
+// a reset, a closed socket or another network error.
+func connBroke(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr)
+}
+
+// connectRetryable reports whether an error getting a connection (the
+// statement was not sent) may go away on another try: the server was not
+// reachable, closed the connection during the login, was starting up or
+// shutting down, or the attempt timed out. A rejected login, a missing
+// database, a certificate that does not verify and a closed *sql.DB are
+// not retried.
+func connectRetryable(err error) bool {
+	if errors.Is(err, sql.ErrConnDone) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	return errors.Is(err, driver.ErrBadConn) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || connBroke(err)
+}
+
+// untrusted reports whether the connection a statement failed on should
+// not serve another one: it broke, its server is shutting down or ended
+// the session, or it reaches a server that refuses writes (a demoted
+// primary keeps refusing them; a new connection reaches the new primary).
+func untrusted(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "25006", "57P01", "57P02", "57P03", "57P05":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	return connBroke(err)
+}
+
+// writeOutcomeUnknown reports whether err, returned by a write (one
+// statement, or one transaction, on a connection the store held), leaves
+// the write's outcome unknown: the connection broke after the statement
+// was sent, or the context ended while it was in flight, and pgx then
+// drops the connection without telling whether the server had it.
+func writeOutcomeUnknown(ctx context.Context, err error) bool {
+	switch classify(err) {
+	case broken:
+		return true
+	case notApplied:
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return false // the server answered: the statement failed
+	}
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// outcomeUnknown wraps a write's error in lakesession.ErrOutcomeUnknown.
+func outcomeUnknown(err error) error {
+	return fmt.Errorf("%w: %w", lakesession.ErrOutcomeUnknown, err)
+}
+
+// run runs f, the statements of one call of o, and returns its error. On a
+// *bun.DB with PostgreSQL (s.pool is set) every try takes a connection of
+// its own from the pool, and a try that certainly left nothing written is
+// tried again, after a backoff, until it succeeds, the context ends or the
+// Store's retry budget (WithMaxRetryWait) is spent; an idempotent call is
+// also tried again after its connection broke with the outcome unknown. A
+// connection that failed in a way that makes it unfit for more statements
+// is closed, not handed back to the pool. Elsewhere f runs once.
+//
+// A write (o not idempotent) whose outcome is unknown returns an error
+// wrapping lakesession.ErrOutcomeUnknown. Each try after the first adds
+// one to *retries.
+//
+// f may run several times: it must finish with its rows before it returns,
+// and start from scratch each time.
+func (s *Store) run(ctx context.Context, o *op, retries *int, f func(ctx context.Context, a attempt) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.pool == nil {
+		err := f(ctx, attempt{db: s.db, c: s.c})
+		if err != nil && !o.idempotent && s.unknownOutcomes && writeOutcomeUnknown(ctx, err) {
+			err = outcomeUnknown(err)
+		}
+		if err != nil {
+			return withCtxErr(ctx, err)
+		}
+		return nil
+	}
+	start := time.Now()
+	deadline := start.Add(s.cfg.maxRetryWait)
+	step := retryFirstDelay
+	for n := 1; ; n++ {
+		err, retry := s.try(ctx, o, f)
+		if err == nil {
+			return nil
+		}
+		if !retry || ctx.Err() != nil {
+			return attemptsErr(ctx, err, n, start)
+		}
+		wait := step/2 + rand.N(step/2+1)
+		step = min(2*step, retryMaxDelay)
+		left := time.Until(deadline)
+		if left <= 0 {
+			return attemptsErr(ctx, err, n, start)
+		}
+		if !sleep(ctx, min(wait, left)) {
+			return attemptsErr(ctx, err, n, start)
+		}
+		*retries++
+	}
+}
+
+// try runs f once on a connection of its own and says whether another try
+// may succeed where it failed.
+func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a attempt) error) (err error, retry bool) {
+	bc, err := s.pool.Conn(ctx)
+	if err != nil {
+		return err, connectRetryable(err)
+	}
+	err = f(ctx, attempt{db: bc, c: conn{raw: bc.Conn, db: bc, pg: true}})
+	if err != nil && untrusted(err) {
+		// database/sql closes a connection whose Raw function returns
+		// driver.ErrBadConn, instead of returning it to the pool.
+		_ = bc.Conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = bc.Close() // hands the connection back; ErrConnDone when Raw closed it
+	if err == nil {
+		return nil, false
+	}
+	switch classify(err) {
+	case notApplied:
+		return err, true
+	case broken:
+		if o.idempotent {
+			return err, true
+		}
+		return outcomeUnknown(err), false
+	}
+	if !o.idempotent && writeOutcomeUnknown(ctx, err) {
+		return outcomeUnknown(err), false
+	}
+	return err, false
+}
+
+// attemptsErr returns the error of a call's last try, saying how many tries
+// it took when there was more than one, and wrapping the context's error
+// when the context ended.
+func attemptsErr(ctx context.Context, err error, n int, start time.Time) error {
+	err = withCtxErr(ctx, err)
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("after %d attempts in %s: %w", n, time.Since(start).Round(time.Millisecond), err)
+}
+
+// sleep waits for d or until ctx ends, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
