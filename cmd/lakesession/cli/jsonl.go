@@ -1,0 +1,515 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lakesession/lakesession"
+	"github.com/lakesession/lakesession/bunstore"
+)
+
+// The JSON Lines format of export and import: one item per line,
+//
+//	{"session_id":"user-789","item":{"role":"user","content":"Hello"}}
+//
+// a session's lines in the order of its items, oldest first. Export writes
+// each item exactly as stored; import stores each item in compact form
+// (stored items are compact already, so an export imports back byte for
+// byte). Other members of a line are ignored; blank lines are skipped.
+
+// MaxLineBytes is the longest line import reads.
+const MaxLineBytes = 64 << 20
+
+// errBlank marks a blank line, which import skips.
+var errBlank = errors.New("blank line")
+
+// parseLine reads one line of the format: the session id and the item in
+// compact form. The error says what is wrong without quoting the line.
+func parseLine(line []byte) (id string, item []byte, err error) {
+	line = bytes.TrimRight(line, "\r\n")
+	if len(bytes.TrimSpace(line)) == 0 {
+		return "", nil, errBlank
+	}
+	if !utf8.Valid(line) {
+		return "", nil, errors.New("not valid UTF-8: encode the file as UTF-8")
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(line, &m); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return "", nil, fmt.Errorf("not valid JSON (at byte %d): write one JSON object per line, {\"session_id\":\"...\",\"item\":{...}}", se.Offset)
+		}
+		return "", nil, errors.New("not a JSON object: write one JSON object per line, {\"session_id\":\"...\",\"item\":{...}}")
+	}
+	rawID, ok := m["session_id"]
+	if !ok {
+		return "", nil, errors.New(`no "session_id": each line is {"session_id":"...","item":{...}}`)
+	}
+	if err := json.Unmarshal(rawID, &id); err != nil {
+		return "", nil, errors.New(`"session_id" is not a string: give the session id as a JSON string`)
+	}
+	if err := lakesession.ValidateSessionID(id); err != nil {
+		return "", nil, fmt.Errorf(`"session_id": %w`, err)
+	}
+	rawItem, ok := m["item"]
+	if !ok {
+		return "", nil, errors.New(`no "item": each line is {"session_id":"...","item":{...}}`)
+	}
+	item, err = lakesession.CompactItem(rawItem)
+	if err != nil {
+		return "", nil, fmt.Errorf(`"item": %w`, err)
+	}
+	return id, item, nil
+}
+
+// writeLine writes one line of the format with the item's bytes as they
+// are (on one line, see oneLine).
+func writeLine(w *bufio.Writer, id string, item []byte) error {
+	w.WriteString(`{"session_id":`)
+	w.WriteString(jsonText(id))
+	w.WriteString(`,"item":`)
+	w.Write(oneLine(item))
+	_, err := w.WriteString("}\n")
+	return err
+}
+
+type exportFlags struct {
+	all   bool
+	since string
+}
+
+func (a *app) exportCommand() *cobra.Command {
+	var f exportFlags
+	cmd := &cobra.Command{
+		Use:   "export (ID... | --all [--since T])",
+		Short: "Write sessions as JSON Lines on stdout, one item per line",
+		Long: `export writes the items of the named sessions (or of every session with
+--all) to stdout as JSON Lines, one item per line, each session's items
+oldest first:
+
+  {"session_id":"user-789","item":{"role":"user","content":"Hello I live in SF!"}}
+
+Each item is written exactly as stored. --since T (with --all) keeps the
+sessions updated at or after T: an RFC 3339 time (2026-06-01T00:00:00Z), a
+date (2026-06-01, midnight UTC) or an age (7d, 12h). Each session is read
+in one statement; sessions are not read in one snapshot.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case f.all && len(args) > 0:
+				return usagef("%s takes session ids or --all, not both", cmd.CommandPath())
+			case !f.all && len(args) == 0:
+				return usagef("%s needs session ids, or --all", cmd.CommandPath())
+			case f.since != "" && !f.all:
+				return usagef("--since goes with --all")
+			}
+			return nil
+		},
+		RunE: a.run(func(cmd *cobra.Command, args []string) error {
+			var since time.Time
+			if f.since != "" {
+				t, err := parseSince(f.since, a.env.Now())
+				if err != nil {
+					return usagef("--since %q: %v", f.since, err)
+				}
+				since = t
+			}
+			ids, err := checkIDs(args)
+			if err != nil {
+				return err
+			}
+			return a.export(cmd.Context(), ids, f.all, since)
+		}),
+	}
+	cmd.Flags().BoolVar(&f.all, "all", false, "export every session")
+	cmd.Flags().StringVar(&f.since, "since", "", "with --all, only sessions updated at or after this time or age (2026-06-01T00:00:00Z, 2026-06-01, 7d)")
+	return cmd
+}
+
+func (a *app) export(ctx context.Context, ids []string, all bool, since time.Time) error {
+	var corrupt int
+	c, store, err := a.openStore(ctx, openOptions{}, bunstore.WithCorruptItemHandler(func(_ context.Context, ci bunstore.CorruptItem) {
+		corrupt++
+		fmt.Fprintf(a.env.Stderr, "warning: session %s: stored item %d is not valid JSON; it is left out of the export\n", jsonText(ci.SessionID), ci.MessageID)
+	}))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if all {
+		ids = nil
+		cursor := ""
+	pages:
+		for {
+			page, err := store.ListSessions(ctx, bunstore.ListOptions{Limit: bunstore.MaxListLimit, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			for _, s := range page.Sessions {
+				if !since.IsZero() && s.UpdatedAt.Before(since) {
+					break pages // newest first: the rest are older
+				}
+				ids = append(ids, s.ID)
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			cursor = page.NextCursor
+		}
+	} else {
+		found, err := a.existing(ctx, c.db, ids)
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for _, id := range ids {
+			if !found[id] {
+				missing = append(missing, jsonText(id))
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("no session %s: nothing was exported (`lakesession sessions list` shows the sessions)", joinSome(missing, 10))
+		}
+	}
+	w := bufio.NewWriterSize(a.env.Stdout, 256<<10)
+	bar := a.newProgress(int64(len(ids)), "sessions")
+	var items int64
+	for i, id := range ids {
+		got, err := store.Session(id).GetItems(ctx, 0)
+		if err != nil {
+			bar.done()
+			w.Flush()
+			return err
+		}
+		for _, it := range got {
+			if err := writeLine(w, id, it); err != nil {
+				bar.done()
+				return fmt.Errorf("write the export: %w", err)
+			}
+		}
+		items += int64(len(got))
+		bar.set(int64(i + 1))
+	}
+	bar.done()
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write the export: %w", err)
+	}
+	fmt.Fprintf(a.env.Stderr, "exported %s, %s\n", plural(int64(len(ids)), "session"), plural(items, "item"))
+	if corrupt > 0 {
+		return &reportedError{msg: fmt.Sprintf("%s not valid JSON and left out of the export (see the warnings above)", plural(int64(corrupt), "stored item"))}
+	}
+	return nil
+}
+
+func joinSome(list []string, most int) string {
+	if len(list) <= most {
+		return joinList(list)
+	}
+	return joinList(list[:most]) + fmt.Sprintf(" and %d more", len(list)-most)
+}
+
+func joinList(list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	s := ""
+	for i, v := range list {
+		switch {
+		case i == 0:
+		case i == len(list)-1:
+			s += " and "
+		default:
+			s += ", "
+		}
+		s += v
+	}
+	return s
+}
+
+// Values of import's --if-exists.
+const (
+	ifExistsRefuse = "refuse"
+	ifExistsAppend = "append"
+)
+
+type importFlags struct {
+	ifExists string
+}
+
+func (a *app) importCommand() *cobra.Command {
+	var f importFlags
+	cmd := &cobra.Command{
+		Use:   "import [FILE]",
+		Short: "Read sessions from JSON Lines (a file, or stdin) and store them",
+		Long: `import reads JSON Lines in the format export writes (from FILE, or stdin
+when FILE is - or missing) and adds each session's items in one batch, in
+the order of its lines.
+
+Every line is checked before anything is written: a line that is not
+{"session_id":"...","item":{...}} with a valid session id and an item that
+is a JSON object is reported with its line number, and then nothing is
+imported. A session that exists already is refused (nothing is imported)
+unless --if-exists append, which appends the lines to it as one batch.
+
+Producing the format: jq -c '{session_id: "s1", item: .[]}' items.json, or
+in Python: print(json.dumps({"session_id": sid, "item": item})).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("%s reads one file (or stdin), not %d", cmd.CommandPath(), len(args))
+			}
+			return nil
+		},
+		RunE: a.run(func(cmd *cobra.Command, args []string) error {
+			if f.ifExists != ifExistsRefuse && f.ifExists != ifExistsAppend {
+				return usagef("--if-exists %q: use %s or %s", f.ifExists, ifExistsRefuse, ifExistsAppend)
+			}
+			name := "-"
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return a.importSessions(cmd.Context(), name, f)
+		}),
+	}
+	cmd.Flags().StringVar(&f.ifExists, "if-exists", ifExistsRefuse, "what to do with a session that exists: refuse (import nothing) or append (one batch per session)")
+	return cmd
+}
+
+// lineRef locates one line of the input.
+type lineRef struct {
+	off int64
+	n   int
+}
+
+// importPlan is one session of the input.
+type importPlan struct {
+	id    string
+	lines []lineRef
+}
+
+// badLine is a line import refuses.
+type badLine struct {
+	n   int
+	err error
+}
+
+// source opens the input as something import can read twice: a regular
+// file as it is, anything else (stdin, a pipe) copied to a temporary file
+// while it is read the first time.
+type source struct {
+	r       io.Reader
+	readAt  io.ReaderAt
+	cleanup func()
+}
+
+func (a *app) openSource(name string) (*source, error) {
+	var f *os.File
+	if name == "-" {
+		if sf, ok := a.env.Stdin.(*os.File); ok {
+			f = sf
+		} else {
+			return spool(a.env.Stdin)
+		}
+	} else {
+		var err error
+		if f, err = os.Open(name); err != nil {
+			return nil, fmt.Errorf("open the input: %w", err)
+		}
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if off, err := f.Seek(0, io.SeekCurrent); err == nil && off == 0 {
+			closeIt := func() {}
+			if name != "-" {
+				closeIt = func() { f.Close() }
+			}
+			return &source{r: f, readAt: f, cleanup: closeIt}, nil
+		}
+	}
+	s, err := spool(f)
+	if err != nil {
+		if name != "-" {
+			f.Close()
+		}
+		return nil, err
+	}
+	if name != "-" {
+		inner := s.cleanup
+		s.cleanup = func() { inner(); f.Close() }
+	}
+	return s, nil
+}
+
+func spool(r io.Reader) (*source, error) {
+	tmp, err := os.CreateTemp("", "lakesession-import-*.jsonl")
+	if err != nil {
+		return nil, fmt.Errorf("create a temporary copy of the input: %w", err)
+	}
+	return &source{
+		r:      io.TeeReader(r, tmp),
+		readAt: tmp,
+		cleanup: func() {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		},
+	}, nil
+}
+
+// readLine reads one line of at most max bytes (without its newline); a
+// longer line is consumed and reported with tooLong.
+func readLine(r *bufio.Reader, max int) (line []byte, size int, tooLong bool, err error) {
+	for {
+		chunk, err := r.ReadSlice('\n')
+		size += len(chunk)
+		if !tooLong {
+			if len(line)+len(chunk) > max+1 {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, size, tooLong, err
+		}
+		if size == 0 && errors.Is(err, io.EOF) {
+			return nil, 0, false, io.EOF
+		}
+		return bytes.TrimSuffix(line, []byte("\n")), size, tooLong, nil
+	}
+}
+
+func (a *app) importSessions(ctx context.Context, name string, f importFlags) error {
+	src, err := a.openSource(name)
+	if err != nil {
+		return err
+	}
+	defer src.cleanup()
+
+	// Pass 1: check every line, and note where each session's lines are.
+	var (
+		plans []*importPlan
+		byID  = map[string]*importPlan{}
+		bad   []badLine
+		lines int
+		items int64
+		off   int64
+	)
+	br := bufio.NewReaderSize(src.r, 1<<20)
+	for {
+		line, size, tooLong, err := readLine(br, MaxLineBytes)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read the input: %w", err)
+		}
+		lines++
+		ref := lineRef{off: off, n: len(line)}
+		off += int64(size)
+		if tooLong {
+			bad = append(bad, badLine{lines, fmt.Errorf("longer than %d MiB", MaxLineBytes>>20)})
+			continue
+		}
+		id, _, err := parseLine(line)
+		if errors.Is(err, errBlank) {
+			continue
+		}
+		if err != nil {
+			bad = append(bad, badLine{lines, err})
+			continue
+		}
+		p := byID[id]
+		if p == nil {
+			p = &importPlan{id: id}
+			byID[id] = p
+			plans = append(plans, p)
+		}
+		p.lines = append(p.lines, ref)
+		items++
+	}
+	if len(bad) > 0 {
+		const most = 20
+		for i, b := range bad {
+			if i == most {
+				fmt.Fprintf(a.env.Stderr, "... and %d more bad lines\n", len(bad)-most)
+				break
+			}
+			fmt.Fprintf(a.env.Stderr, "line %d: %v\n", b.n, b.err)
+		}
+		return &reportedError{msg: fmt.Sprintf("%s of %d: nothing was imported", plural(int64(len(bad)), "bad line"), lines)}
+	}
+	if len(plans) == 0 {
+		fmt.Fprintln(a.env.Stdout, "imported 0 sessions: the input has no lines")
+		return nil
+	}
+
+	c, store, err := a.openStore(ctx, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ids := make([]string, len(plans))
+	for i, p := range plans {
+		ids[i] = p.id
+	}
+	found, err := a.existing(ctx, c.db, ids)
+	if err != nil {
+		return err
+	}
+	var exist []string
+	for _, id := range ids {
+		if found[id] {
+			exist = append(exist, jsonText(id))
+		}
+	}
+	if len(exist) > 0 && f.ifExists == ifExistsRefuse {
+		return fmt.Errorf("%s already exist: %s; nothing was imported (pass --if-exists append to add the items to them, or delete them first)", plural(int64(len(exist)), "session"), joinSome(exist, 10))
+	}
+
+	// Pass 2: one batch per session.
+	bar := a.newProgress(items, "items")
+	var done, doneItems int64
+	for _, p := range plans {
+		batch := make([]json.RawMessage, 0, len(p.lines))
+		for _, ref := range p.lines {
+			buf := make([]byte, ref.n)
+			if _, err := src.readAt.ReadAt(buf, ref.off); err != nil {
+				bar.done()
+				return fmt.Errorf("read the input again: %w", err)
+			}
+			_, item, err := parseLine(buf)
+			if err != nil {
+				bar.done()
+				return fmt.Errorf("the input changed while it was read: %w", err)
+			}
+			batch = append(batch, item)
+		}
+		if err := store.Session(p.id).AddItems(ctx, batch); err != nil {
+			bar.done()
+			return fmt.Errorf("%w; imported %d of %d sessions before it, the others were not imported", err, done, len(plans))
+		}
+		done++
+		doneItems += int64(len(batch))
+		bar.set(doneItems)
+	}
+	bar.done()
+	msg := fmt.Sprintf("imported %s, %s", plural(done, "session"), plural(doneItems, "item"))
+	if len(exist) > 0 {
+		msg += fmt.Sprintf(" (appended to %s)", plural(int64(len(exist)), "existing session"))
+	}
+	fmt.Fprintln(a.env.Stdout, msg)
+	return nil
+}
