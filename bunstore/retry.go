@@ -232,8 +232,8 @@ func (s *Store) run(ctx context.Context, o *op, retries *int, f func(ctx context
 		if !retry || ctx.Err() != nil {
 			return attemptsErr(ctx, err, n, start)
 		}
-		wait := step/2 + rand.N(step/2+1)
-		step = min(2*step, retryMaxDelay)
+		var wait time.Duration
+		wait, step = backoff(step)
 		left := time.Until(deadline)
 		if left <= 0 {
 			return attemptsErr(ctx, err, n, start)
@@ -275,6 +275,12 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 		return outcomeUnknown(err), false
 	}
 	return err, false
+}
+
+// backoff returns how long to wait before the next try, drawn at random
+// between half of step and step, and the step after it.
+func backoff(step time.Duration) (wait, next time.Duration) {
+	return step/2 + rand.N(step/2+1), min(2*step, retryMaxDelay)
 }
 
 // attemptsErr returns the error of a call's last try, saying how many tries
