@@ -2,11 +2,12 @@ package lakebasecred
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // expiryGuard is how long before its expiry a token stops being handed out
@@ -27,6 +28,7 @@ type cached struct {
 	value     string
 	refreshAt time.Time // from here on, a background refresh is due
 	staleAt   time.Time // from here on, the token is not handed out
+	expiresAt time.Time // its expiry, capped by the maximum token age
 }
 
 // String keeps the token out of anything that prints a cached value.
@@ -37,6 +39,10 @@ type flight struct {
 	done  chan struct{}
 	value string
 	err   error
+
+	reason string            // why it runs (reason*, telemetry.go)
+	cause  trace.SpanContext // the span that caused it, if any: the mint span links to it
+	span   trace.SpanContext // the mint's own span, set by attempt
 }
 
 // Token returns a token to use as the password of the next login.
@@ -63,7 +69,7 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 		}
 		if now.Before(c.staleAt) {
 			if !s.inflight.Load() && now.UnixNano() >= s.notBeforeNano.Load() {
-				s.refreshBehind(c, now)
+				s.refreshBehind(ctx, c, now)
 			}
 			return c.value, nil
 		}
@@ -72,14 +78,15 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 }
 
 // refreshBehind starts a background mint to replace c, unless one runs, c
-// was replaced already, or a backoff is pending.
-func (s *Source) refreshBehind(c *cached, now time.Time) {
+// was replaced already, or a backoff is pending. The mint's span links to
+// the span of ctx, the caller that noticed the margin.
+func (s *Source) refreshBehind(ctx context.Context, c *cached, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.flight != nil || s.cur.Load() != c || now.Before(s.notBefore) {
 		return
 	}
-	s.startLocked()
+	s.startLocked(reasonRefresh, trace.SpanContextFromContext(ctx))
 }
 
 func (s *Source) tokenSlow(ctx context.Context) (string, error) {
@@ -101,7 +108,7 @@ func (s *Source) tokenSlow(ctx context.Context) (string, error) {
 			s.mu.Unlock()
 			return "", err
 		}
-		f = s.startLocked()
+		f = s.startLocked(reasonNoToken, trace.SpanContextFromContext(ctx))
 	}
 	s.mu.Unlock()
 
@@ -121,9 +128,10 @@ func (s *Source) tokenSlow(ctx context.Context) (string, error) {
 	return "", &RefreshError{Target: s.target, Err: &waitError{ctx: ctx.Err(), last: last}}
 }
 
-// startLocked starts a mint in its own goroutine. s.mu must be held.
-func (s *Source) startLocked() *flight {
-	f := s.newFlightLocked()
+// startLocked starts a mint in its own goroutine, for reason, caused by the
+// span cause (if valid). s.mu must be held.
+func (s *Source) startLocked(reason string, cause trace.SpanContext) *flight {
+	f := s.newFlightLocked(reason, cause)
 	s.wg.Add(1)
 	go s.run(f)
 	return f
@@ -131,8 +139,8 @@ func (s *Source) startLocked() *flight {
 
 // newFlightLocked records a new mint in progress; attempt clears it. s.mu
 // must be held.
-func (s *Source) newFlightLocked() *flight {
-	f := &flight{done: make(chan struct{})}
+func (s *Source) newFlightLocked(reason string, cause trace.SpanContext) *flight {
+	f := &flight{done: make(chan struct{}), reason: reason, cause: cause}
 	s.flight = f
 	s.inflight.Store(true)
 	return f
@@ -155,14 +163,15 @@ func (s *Source) run(f *flight) {
 		case <-s.ctx.Done():
 			return
 		}
-		f = s.retryFlight()
+		f = s.retryFlight(f.span)
 	}
 }
 
-// retryFlight returns a new flight for a background retry, or nil when none
-// is needed any more: the Source is closed, a mint runs already, the token
-// was replaced or dropped, or it is no longer valid.
-func (s *Source) retryFlight() *flight {
+// retryFlight returns a new flight for a background retry after the failed
+// mint whose span is prev, or nil when none is needed any more: the Source
+// is closed, a mint runs already, the token was replaced or dropped, or it
+// is no longer valid.
+func (s *Source) retryFlight(prev trace.SpanContext) *flight {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -170,31 +179,37 @@ func (s *Source) retryFlight() *flight {
 	if s.closed || s.flight != nil || c == nil || !now.Before(c.staleAt) || now.Before(s.notBefore) {
 		return nil
 	}
-	return s.newFlightLocked()
+	return s.newFlightLocked(reasonRetry, prev)
 }
 
 // attempt calls the credential API once for f and publishes the result. It
 // returns how long to wait before a background retry, or 0 for none.
 func (s *Source) attempt(f *flight) (retryIn time.Duration) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.mintTimeout)
+	ctx, span := s.tel.startMint(ctx, s, f)
+	f.span = span.SpanContext()
 	start := s.now()
 	res, err := s.mint(ctx)
 	timedOut := ctx.Err() != nil
 	cancel()
 	end := s.now()
 	if err == nil && res.token == "" {
-		err = errors.New("the credential API returned an empty token")
+		err = errEmptyToken
 	}
 
 	var logs []func()
+	ended := mintEnd{outcome: outcomeOK, took: end.Sub(start)}
 	s.mu.Lock()
 	switch {
 	case s.closed:
 		f.err = ErrClosed
+		ended.outcome = outcomeCanceled
 	case err != nil:
+		ended.outcome, ended.errType = classify(err, timedOut)
 		if timedOut {
 			err = fmt.Errorf("the credential API did not answer within %v (WithMintTimeout): %w", s.mintTimeout, err)
 		}
+		ended.err = err
 		s.failures++
 		wait := backoff(s.failures)
 		s.notBefore = end.Add(wait)
@@ -222,6 +237,7 @@ func (s *Source) attempt(f *flight) (retryIn time.Duration) {
 	default:
 		c, note := s.newCached(res, start, end)
 		s.cur.Store(c)
+		s.tel.watchLocked(s)
 		f.value = res.token
 		if s.failures > 0 {
 			failed := s.failures
@@ -251,6 +267,7 @@ func (s *Source) attempt(f *flight) (retryIn time.Duration) {
 	s.mu.Unlock()
 	// Report before waking the waiters, so that a caller that got the
 	// result finds it reported; new callers no longer wait for this flight.
+	s.tel.endMint(ctx, s, span, ended)
 	for _, l := range logs {
 		l()
 	}
@@ -285,6 +302,7 @@ func (s *Source) newCached(r mintResult, start, end time.Time) (*cached, string)
 		value:     r.token,
 		refreshAt: limit.Add(-margin),
 		staleAt:   limit.Add(-guard),
+		expiresAt: limit,
 	}, note
 }
 
@@ -326,6 +344,7 @@ func (s *Source) Close() error {
 		s.closed = true
 		s.cur.Store(nil)
 		s.cancel()
+		s.tel.closeLocked()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

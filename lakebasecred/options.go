@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of the options.
@@ -38,6 +42,8 @@ type options struct {
 	maxAge      time.Duration
 	mintTimeout time.Duration
 	logger      *slog.Logger
+	tracers     trace.TracerProvider
+	meters      metric.MeterProvider
 	now         func() time.Time
 	after       func(time.Duration) <-chan time.Time
 	problems    []string
@@ -49,6 +55,8 @@ func defaultOptions() options {
 		maxAge:      DefaultMaxTokenAge,
 		mintTimeout: DefaultMintTimeout,
 		logger:      slog.Default(),
+		tracers:     otel.GetTracerProvider(),
+		meters:      otel.GetMeterProvider(),
 		now:         time.Now,
 		after:       time.After,
 	}
@@ -115,6 +123,36 @@ func WithLogger(l *slog.Logger) Option {
 		}
 	}
 }
+
+// WithTracerProvider sets where the span of each call of the credential
+// API (lakebase.token.mint) goes; the default is otel.GetTracerProvider(),
+// which records nothing until the application installs an OpenTelemetry
+// SDK. Spans carry the target and the outcome, never a token. See the
+// package doc, # Telemetry.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) {
+		o.tracers = tp
+		if tp == nil {
+			o.problems = append(o.problems, "WithTracerProvider was given a nil provider: pass a trace.TracerProvider, or leave the option out for otel.GetTracerProvider()")
+		}
+	}
+}
+
+// WithMeterProvider sets where the token metrics (lakebase.token.mints,
+// lakebase.token.mint.duration, lakebase.token.expires_in) go; the default
+// is otel.GetMeterProvider(), which records nothing until the application
+// installs an OpenTelemetry SDK. See the package doc, # Telemetry.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) {
+		o.meters = mp
+		if mp == nil {
+			o.problems = append(o.problems, "WithMeterProvider was given a nil provider: pass a metric.MeterProvider, or leave the option out for otel.GetMeterProvider()")
+		}
+	}
+}
+
+// telemetry makes the tracer and the instruments of a new Source.
+func (o *options) telemetry() *telemetry { return newTelemetry(o.tracers, o.meters) }
 
 // withClock makes the Source read the time from now and wait for its
 // backoff timers with after (tests).

@@ -65,6 +65,7 @@ type Source struct {
 	database string
 	target   string // `instance "name"` or `endpoint "projects/..."`
 	mint     func(ctx context.Context) (mintResult, error)
+	tel      *telemetry // spans and metrics of the mints (telemetry.go)
 
 	maxAge      time.Duration
 	mintTimeout time.Duration
@@ -128,6 +129,7 @@ func New(ctx context.Context, w *databricks.WorkspaceClient, target Target, opts
 		log:         o.logger,
 		now:         o.now,
 		after:       o.after,
+		tel:         o.telemetry(),
 	}
 	var err error
 	switch {
