@@ -380,7 +380,7 @@ func TestMockDatabaseErrors(t *testing.T) {
 			want: `list sessions: `,
 		},
 		{
-			name:   "DeleteSessions",
+			name: "DeleteSessions",
 			expect: func(m sqlmock.Sqlmock) {
 				m.ExpectBegin()
 				m.ExpectQuery(sqlLike(`FROM "agent_sessions"`, `FOR UPDATE SKIP LOCKED`)).WillReturnError(errDB)
