@@ -393,7 +393,9 @@ func (d *doctor) shape(ctx context.Context, sc *sql.Conn) {
 		if err == nil {
 			var problems []string
 			text := func(t string) bool { return t == "text" || strings.HasPrefix(t, "character varying") }
-			ts := func(t string) bool { return t == "timestamp without time zone" || strings.HasPrefix(t, "timestamp(") && strings.HasSuffix(t, "without time zone") }
+			ts := func(t string) bool {
+				return t == "timestamp without time zone" || strings.HasPrefix(t, "timestamp(") && strings.HasSuffix(t, "without time zone")
+			}
 			want := func(table string, cols map[string]column, col, what string, okType func(string) bool, needDefault bool) {
 				c, ok := cols[col]
 				switch {
@@ -501,7 +503,9 @@ func (d *doctor) indexes(ctx context.Context, sc *sql.Conn) {
 
 func (d *doctor) privileges(ctx context.Context, sc *sql.Conn, user string, tablesExist bool) {
 	const name = "privileges"
-	fail := func(err error) { d.problem(name, err.Error(), "the catalog could not be read: check the role's privileges") }
+	fail := func(err error) {
+		d.problem(name, err.Error(), "the catalog could not be read: check the role's privileges")
+	}
 	if !tablesExist {
 		schema := d.a.conn.schema
 		if schema == "" {

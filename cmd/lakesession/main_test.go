@@ -1,0 +1,293 @@
+package main_test
+
+// These tests build the lakesession binary once and run it as a user does:
+// against the PostgreSQL that `make test` starts (LAKESESSION_TEST_DATABASE_URL),
+// an SQLite file, and a Lakebase target served by lakebasetest.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+)
+
+// binary is the lakesession binary TestMain built.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lakesession-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "lakesession")
+	// Built with the test binary's own -race setting, so that the packages
+	// compiled for the test are reused and only the link is new.
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, ".")
+	build := exec.Command(goTool(), args...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the lakesession binary: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func goTool() string {
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return "go"
+}
+
+// result is what one run of the binary printed and returned.
+type result struct {
+	stdout, stderr string
+	code           int
+	pid            int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, clip(r.stdout), clip(r.stderr))
+}
+
+// clip keeps a failure message readable when an output holds large items.
+func clip(s string) string {
+	const most = 3000
+	if len(s) <= most {
+		return s
+	}
+	return s[:most] + fmt.Sprintf("... [%d more bytes]\n", len(s)-most)
+}
+
+// cleanEnv is the test process's environment without anything that could
+// choose a database or a Databricks workspace for the binary, and with a
+// HOME of its own (no ~/.databrickscfg, no ~/.pgpass).
+func cleanEnv(t *testing.T) []string {
+	t.Helper()
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "DATABASE_URL", name == "HOME",
+			strings.HasPrefix(name, "LAKEBASE_"), strings.HasPrefix(name, "DATABRICKS_"),
+			strings.HasPrefix(name, "PG"):
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+t.TempDir())
+}
+
+// lakesession runs the binary with args, extra environment variables
+// (NAME=value) on top of cleanEnv, and stdin.
+func lakesession(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(cleanEnv(t), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if cmd.Process != nil {
+		r.pid = cmd.Process.Pid
+	}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("run lakesession %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// mustRun runs the binary and fails the test unless it exits 0.
+func mustRun(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
+	r := lakesession(t, env, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("lakesession %s: %v", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// wantExit fails the test unless the run exited with code and printed
+// each of want (on stdout or stderr).
+func wantExit(t *testing.T, r result, code int, want ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code %d, want %d: %v", r.code, code, r)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stdout+r.stderr, w) {
+			t.Errorf("output lacks %q: %v", w, r)
+		}
+	}
+}
+
+// adminDSN returns the test server's superuser DSN: it skips the test when
+// none is set, and fails it under CI=true.
+func adminDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("LAKESESSION_TEST_DATABASE_URL")
+	if dsn == "" {
+		msg := "LAKESESSION_TEST_DATABASE_URL is not set: run `make test`, or set it to a superuser DSN"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dsn
+}
+
+// rootCert returns the test server's certificate (LAKESESSION_TEST_SSLROOTCERT).
+func rootCert(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("LAKESESSION_TEST_SSLROOTCERT")
+	if p == "" {
+		msg := "LAKESESSION_TEST_SSLROOTCERT is not set: run `make test`, whose PostgreSQL has TLS"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// newDatabase creates an empty database of the test's own on the test
+// server, dropped when the test ends, and returns its name and a superuser
+// URL for it (without TLS).
+func newDatabase(t *testing.T) (name, dsn string) {
+	t.Helper()
+	admin := adminDSN(t)
+	name = "lakesession_cli_" + randomHex(t)
+	db := openDB(t, admin)
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return name, withParams(t, admin, map[string]string{"dbname": name})
+}
+
+// withParams returns the URL dsn with connection parameters set: "dbname"
+// replaces the path, "user" and "password" the user info.
+func withParams(t *testing.T, dsn string, params map[string]string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("LAKESESSION_TEST_DATABASE_URL must be a postgres:// URL for these tests")
+	}
+	q := u.Query()
+	for k, v := range params {
+		switch k {
+		case "dbname":
+			u.Path = "/" + v
+		case "user":
+			if p, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(v, p)
+			} else {
+				u.User = url.User(v)
+			}
+		case "password":
+			u.User = url.UserPassword(u.User.Username(), v)
+		default:
+			q.Set(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// tlsDSN returns dsn with TLS required and the server's certificate checked.
+func tlsDSN(t *testing.T, dsn string) string {
+	t.Helper()
+	return withParams(t, dsn, map[string]string{"sslmode": "verify-full", "sslrootcert": rootCert(t)})
+}
+
+// rowsOf reads every stored item: session id and message_data bytes, in
+// each session's order.
+func rowsOf(t *testing.T, db *sql.DB) [][2]string {
+	t.Helper()
+	rows, err := db.Query("SELECT session_id, message_data FROM agent_messages ORDER BY session_id, created_at, id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var r [2]string
+		if err := rows.Scan(&r[0], &r[1]); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func count(t *testing.T, db *sql.DB, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func lines(s string) []string {
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
