@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
+	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/internal/testdb"
 )
 
@@ -89,7 +90,7 @@ func TestDeadlineWhileBlocked(t *testing.T) {
 		nothing bool // the cancelled calls leave no trace
 	}{
 		{"postgres-cancel-request", openPGCancelling, true},
-		{"postgres-default-pgx", openPG, false},
+		{"postgres-default-pgx", openPG, false}, // the error says the outcome is unknown
 		{"sqlite", openSQLite, true},
 	}
 	for _, tc := range cases {
@@ -119,6 +120,12 @@ func TestDeadlineWhileBlocked(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("AddItems error %q does not wrap context.DeadlineExceeded", err)
 			}
+			// pgx drops the connection of a statement still running at the
+			// deadline: the server may commit it later. With the cancel
+			// request, the server answers that it cancelled the statement.
+			if unknown := errors.Is(err, lakesession.ErrOutcomeUnknown); unknown == tc.nothing {
+				t.Errorf("AddItems error %q: wraps ErrOutcomeUnknown = %v, want %v", err, unknown, !tc.nothing)
+			}
 
 			ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel2()
@@ -144,7 +151,8 @@ func TestDeadlineWhileBlocked(t *testing.T) {
 }
 
 // Cancelling AddItems at random moments leaves each batch whole or absent,
-// never part of it.
+// never part of it, and a batch whose error does not wrap
+// lakesession.ErrOutcomeUnknown absent.
 func TestCancelledAddItemsIsAllOrNothing(t *testing.T) {
 	eachBackend(t, func(t *testing.T, db *bun.DB) {
 		st := newStore(t, db)
@@ -154,7 +162,8 @@ func TestCancelledAddItemsIsAllOrNothing(t *testing.T) {
 		start := time.Now()
 		mustAdd(t, s, batch("warm-up", size))
 		span := 2 * time.Since(start)
-		var cancelled int
+		var cancelled, unknown int
+		absent := map[string]bool{} // batches whose error says they were not stored
 		for r := range rounds {
 			ctx, cancel := context.WithCancel(context.Background())
 			timer := time.AfterFunc(time.Duration(rand.Int64N(int64(span))), cancel)
@@ -164,6 +173,11 @@ func TestCancelledAddItemsIsAllOrNothing(t *testing.T) {
 				}
 				if !errors.Is(err, context.Canceled) {
 					t.Errorf("round %d: error %q does not wrap context.Canceled", r, err)
+				}
+				if errors.Is(err, lakesession.ErrOutcomeUnknown) {
+					unknown++
+				} else {
+					absent[fmt.Sprint(r)] = true
 				}
 				cancelled++
 			}
@@ -176,13 +190,16 @@ func TestCancelledAddItemsIsAllOrNothing(t *testing.T) {
 		}
 		for i := 0; i < len(got); i += size {
 			tag := decode(t, got[i]).Tag
+			if absent[tag] {
+				t.Errorf("batch %s is stored, but its error did not wrap ErrOutcomeUnknown", tag)
+			}
 			for j := range size {
 				if it := decode(t, got[i+j]); it.Tag != tag || it.N != j {
 					t.Fatalf("item %d is %s/%d, want %s/%d", i+j, it.Tag, it.N, tag, j)
 				}
 			}
 		}
-		t.Logf("%d of %d calls cancelled, %d batches stored", cancelled, rounds, len(got)/size)
+		t.Logf("%d of %d calls cancelled (%d with an unknown outcome), %d batches stored", cancelled, rounds, unknown, len(got)/size)
 	})
 }
 
