@@ -106,6 +106,68 @@
 //     pgconn.Config.BuildContextWatcherHandler to a
 //     pgconn.CancelRequestContextWatcherHandler.
 //
+// # Failures and retries
+//
+// On a *bun.DB with PostgreSQL, every call takes a connection of its own
+// from the pool for each try, and tries again, on a fresh connection, when
+// its statement certainly did not run or did not commit:
+//
+//   - no connection could be made: the server refused or reset the
+//     connection, closed it during the login, timed out, or answered 57P03
+//     (starting up), 57P01 or 57P02 (shutting down);
+//   - the driver reports that nothing was sent: pgx's pgconn.SafeToRetry
+//     errors, which reach database/sql as driver.ErrBadConn;
+//   - the server answered 57P01 or 57P02 (the backend was terminated, by
+//     pg_terminate_backend or a shutdown), 57P03, 57P05 (the session had
+//     reached idle_session_timeout), 25006 (a read-only server: a standby,
+//     or a primary demoted by a failover), 40001 (serialization failure)
+//     or 40P01 (deadlock). An error response means the statement's
+//     transaction did not commit.
+//
+// After the connection broke once the statement had started to go out (an
+// EOF, a reset or another network error while sending it or waiting for
+// its answer, or a class 08 error from a pooler such as PgBouncer's
+// "server conn crashed?"), the outcome is unknown. GetItems, ClearSession,
+// ListSessions and CreateTables are safe to repeat, and try again. AddItems and PopItem do not, since their statement
+// may have committed: they return an error that wraps
+// lakesession.ErrOutcomeUnknown and the cause, so that the application can
+// read the session and reconcile instead of guessing. A write whose context
+// ends while its statement is in flight returns ErrOutcomeUnknown too,
+// unless the server answered (with pgx's
+// CancelRequestContextWatcherHandler it answers 57014: not committed).
+//
+//	err := sess.AddItems(ctx, items)
+//	if errors.Is(err, lakesession.ErrOutcomeUnknown) {
+//		// The batch may be stored or not: read the session before adding it again.
+//	}
+//
+// Nothing else is retried: the database's other errors (a constraint, a
+// missing table, a statement timeout, a rejected login, a missing
+// database), errors getting a token, and a closed *sql.DB are returned at
+// once. No AddItems is ever sent twice unless the first try is known not
+// to have committed, so a batch is never stored twice.
+//
+// Tries are spaced by a jittered exponential backoff (about 25 ms, doubling
+// to 1 s) and bounded by the call's context and by WithMaxRetryWait
+// (DefaultMaxRetryWait, 15 s): no try starts later than that after the
+// call began. The error of a call that tried more than once says how many
+// times and for how long, and wraps the last try's error.
+//
+// A connection that failed in a way that makes it unfit for more work (a
+// network error, 25006, 57P01, 57P02, 57P03, 57P05, class 08) is closed
+// instead of going back to the pool, so that a pool that reached a demoted
+// primary does not keep failing. Package connector also discards such
+// connections, and waits out short outages when it opens one.
+//
+// Nothing is retried on a bun.Tx (a retry would break the caller's
+// transaction; a broken connection rolls all of it back, and its Commit
+// says so, so no outcome there is unknown), on a bun.Conn or on any other
+// bun.IDB; outside a transaction, a write's outcome can still be unknown
+// there, and is reported as above. On SQLite nothing is retried: there is
+// no connection to lose, and a database busy with another writer is
+// waited for by the busy timeout that sqlitedb.Open sets (SQLITE_BUSY after
+// it means the timeout passed).
+//
 // # How statements are sent
 //
 // On a *bun.DB, bun.Tx or bun.Conn, the store sends its statements through
