@@ -344,7 +344,7 @@ func TestTelemetryRefreshAndRetry(t *testing.T) {
 
 	rm := r.collect(t)
 	want := map[string]int64{
-		targetKey("instance", instName, "lakebase.token.mint.outcome", "ok"):                                 2,
+		targetKey("instance", instName, "lakebase.token.mint.outcome", "ok"):                                    2,
 		targetKey("instance", instName, "lakebase.token.mint.outcome", "error", "error.type", "INTERNAL_ERROR"): 1,
 	}
 	if got := mintCounts(t, rm); !mapsEqual(got, want) {
@@ -384,30 +384,21 @@ func (s *switchTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestTelemetryFailedMints(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
-		setup            func(*lakebasetest.Server, *switchTransport)
+		status           int           // the credential API answers this
+		network          bool          // the connection fails
+		delay            time.Duration // the credential API answers this late
 		opts             []Option
 		outcome, errType string
 		inStatus         string
 	}{
-		{name: "403", outcome: "config", errType: "PERMISSION_DENIED", inStatus: "injected failure",
-			setup: func(f *lakebasetest.Server, _ *switchTransport) { f.Fail(lakebasetest.OpDatabaseCredential, http.StatusForbidden, 0) }},
-		{name: "404", outcome: "config", errType: "RESOURCE_DOES_NOT_EXIST", inStatus: "injected failure",
-			setup: func(f *lakebasetest.Server, _ *switchTransport) { f.Fail(lakebasetest.OpDatabaseCredential, http.StatusNotFound, 0) }},
-		{name: "400", outcome: "config", errType: "INVALID_PARAMETER_VALUE", inStatus: "injected failure",
-			setup: func(f *lakebasetest.Server, _ *switchTransport) { f.Fail(lakebasetest.OpDatabaseCredential, http.StatusBadRequest, 0) }},
-		{name: "500", outcome: "error", errType: "INTERNAL_ERROR", inStatus: "injected failure",
-			setup: func(f *lakebasetest.Server, _ *switchTransport) {
-				f.Fail(lakebasetest.OpDatabaseCredential, http.StatusInternalServerError, 0)
-			}},
-		{name: "503 after the SDK's retries", outcome: "error", errType: "TEMPORARILY_UNAVAILABLE", inStatus: "injected failure",
-			setup: func(f *lakebasetest.Server, _ *switchTransport) {
-				f.Fail(lakebasetest.OpDatabaseCredential, http.StatusServiceUnavailable, 0)
-			}},
-		{name: "network", outcome: "error", errType: "_OTHER", inStatus: "connection reset by test",
-			setup: func(_ *lakebasetest.Server, tr *switchTransport) { tr.fail.Store(true) }},
-		{name: "timeout", outcome: "timeout", errType: "timeout", inStatus: "did not answer within 100ms (WithMintTimeout)",
-			opts:  []Option{WithMintTimeout(100 * time.Millisecond)},
-			setup: func(f *lakebasetest.Server, _ *switchTransport) { f.SetDelay(lakebasetest.OpDatabaseCredential, 10*time.Second) }},
+		{name: "403", status: http.StatusForbidden, outcome: "config", errType: "PERMISSION_DENIED", inStatus: "injected failure"},
+		{name: "404", status: http.StatusNotFound, outcome: "config", errType: "RESOURCE_DOES_NOT_EXIST", inStatus: "injected failure"},
+		{name: "400", status: http.StatusBadRequest, outcome: "config", errType: "INVALID_PARAMETER_VALUE", inStatus: "injected failure"},
+		{name: "500", status: http.StatusInternalServerError, outcome: "error", errType: "INTERNAL_ERROR", inStatus: "injected failure"},
+		{name: "503 after the SDK's retries", status: http.StatusServiceUnavailable, outcome: "error", errType: "TEMPORARILY_UNAVAILABLE", inStatus: "injected failure"},
+		{name: "network", network: true, outcome: "error", errType: "_OTHER", inStatus: "connection reset by test"},
+		{name: "timeout", delay: 10 * time.Second, opts: []Option{WithMintTimeout(100 * time.Millisecond)},
+			outcome: "timeout", errType: "timeout", inStatus: "did not answer within 100ms (WithMintTimeout)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newOtelRig(t)
@@ -425,7 +416,11 @@ func TestTelemetryFailedMints(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = s.Close() })
-			tc.setup(fake, tr)
+			if tc.status != 0 {
+				fake.Fail(lakebasetest.OpDatabaseCredential, tc.status, 0)
+			}
+			fake.SetDelay(lakebasetest.OpDatabaseCredential, tc.delay)
+			tr.fail.Store(tc.network)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
