@@ -505,13 +505,15 @@ func TestPruneWriterWaitsAndRestarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seedOld(t, db, "s", 3, 2)
-	// Deleting s1's row waits for an advisory lock the test holds: the
-	// batch then has s1 locked, and its items deleted, until the test lets
-	// it go.
+	// Deleting s1's items waits for an advisory lock the test holds: the
+	// batch then stops between s1's items and s1's row until the test lets
+	// it go. A prune that did not hold s1's row by then would let AddItems
+	// through, which would touch the old row and keep it without its old
+	// items.
 	for _, stmt := range []string{
 		`CREATE FUNCTION ret_hold() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN OLD; END $$`,
-		`CREATE TRIGGER ret_hold AFTER DELETE ON ret_sessions FOR EACH ROW
+		`CREATE TRIGGER ret_hold AFTER DELETE ON ret_messages FOR EACH ROW
 		WHEN (OLD.session_id = 's1') EXECUTE FUNCTION ret_hold()`,
 	} {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
@@ -526,16 +528,21 @@ func TestPruneWriterWaitsAndRestarts(t *testing.T) {
 	if _, err := hold.ExecContext(ctx, `SELECT pg_advisory_lock(4242)`); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func(event string) {
+	// waiting returns once a backend of the test's database waits on
+	// event; it fails t when done delivers first.
+	waiting := func(event string, done <-chan error) {
 		t.Helper()
 		for {
 			if count(t, db, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = ?`, event) > 0 {
 				return
 			}
-			if ctx.Err() != nil {
+			select {
+			case err := <-done:
+				t.Fatalf("returned (%v) before any backend waited on %s", err, event)
+			case <-ctx.Done():
 				t.Fatalf("no backend waits on %s", event)
+			case <-time.After(10 * time.Millisecond):
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
 
@@ -546,15 +553,10 @@ func TestPruneWriterWaitsAndRestarts(t *testing.T) {
 		res, err = st.PruneSessions(ctx, bunstore.PruneOptions{Before: time.Now().Add(-30 * time.Minute)})
 		pruned <- err
 	}()
-	waiting("advisory") // the batch holds s1, s0 and s2
+	waiting("advisory", pruned) // the batch holds s0, s1 and s2
 	added := make(chan error, 1)
 	go func() { added <- st.Session("s1").AddItems(ctx, batch("late", 2)) }()
-	waiting("transactionid") // AddItems waits for the batch
-	select {
-	case err := <-added:
-		t.Fatalf("AddItems returned while the batch held its session: %v", err)
-	default:
-	}
+	waiting("transactionid", added) // AddItems waits for the batch
 	if _, err := hold.ExecContext(ctx, `SELECT pg_advisory_unlock(4242)`); err != nil {
 		t.Fatal(err)
 	}
