@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
@@ -325,9 +326,19 @@ func openPostgresDB(c *connector.Connector) *bun.DB {
 
 // workspace returns the Databricks client of the SDK's own authentication.
 func (a *app) workspace() (*databricks.WorkspaceClient, error) {
+	const hint = "set DATABRICKS_HOST and DATABRICKS_TOKEN, or another DATABRICKS_* method, or pass --profile with a profile of ~/.databrickscfg"
 	w, err := a.env.Workspace(&databricks.Config{Profile: a.conn.profile})
 	if err != nil {
-		return nil, fmt.Errorf("Databricks authentication: %w (set DATABRICKS_HOST and DATABRICKS_TOKEN, or another DATABRICKS_* method, or pass --profile with a profile of ~/.databrickscfg)", err)
+		return nil, fmt.Errorf("Databricks authentication: %w (%s)", err, hint)
+	}
+	// The SDK finds its credentials at the first request; find them now,
+	// so that missing ones are reported as such.
+	req, err := http.NewRequest(http.MethodGet, w.Config.Host, nil)
+	if err == nil {
+		err = w.Config.Authenticate(req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Databricks authentication: %w (%s)", err, hint)
 	}
 	return w, nil
 }

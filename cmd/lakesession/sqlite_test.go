@@ -1,0 +1,108 @@
+package main_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/uptrace/bun"
+
+	"github.com/lakesession/lakesession/bunstore/sqlitedb"
+	"github.com/lakesession/lakesession/migrations"
+)
+
+func openSQLite(t *testing.T, path string) *bun.DB {
+	t.Helper()
+	db, err := sqlitedb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestSQLite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sessions.db")
+	flag := "--sqlite=" + path
+
+	// Commands other than migrate up do not create a missing file.
+	wantExit(t, lakesession(t, nil, "", "sessions", "list", flag), 1, "sessions.db does not exist", "migrate up --sqlite")
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("sessions list created the file: %v", err)
+	}
+	wantExit(t, lakesession(t, nil, "", "doctor", flag), 1, "problem  SQLite file: "+path+" does not exist")
+
+	wantExit(t, mustRun(t, nil, "", "migrate", "up", flag), 0, "applied "+migrationName+" (group 1)")
+	wantExit(t, mustRun(t, nil, "", "migrate", "status", flag), 0, "applied  "+migrationName+"  1", "1 applied, 0 pending")
+	db := openSQLite(t, path)
+	ms, err := appMigrator(db, migrations.SQLite).MigrationsWithStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || !ms[0].IsApplied() {
+		t.Fatalf("an application sees %v", ms)
+	}
+	seed(t, db)
+
+	// SQLite's times have whole seconds: sessions updated in one second
+	// come by id, descending.
+	r := mustRun(t, nil, "", "sessions", "list", flag)
+	got := lines(r.stdout)
+	if len(got) != 4 {
+		t.Fatalf("list: %v", r)
+	}
+	for i, id := range []string{"s-beta", "s-alpha", `s "quoted" <id> ✓`} {
+		if !strings.HasPrefix(got[i+1], id+" ") || !strings.HasSuffix(got[i+1], " "+strconv.Itoa(seedCount(id))) {
+			t.Errorf("row %d = %q, want session %s with %d items", i+1, got[i+1], id, seedCount(id))
+		}
+	}
+	r = mustRun(t, nil, "", "sessions", "show", "s-alpha", "--json", flag)
+	if got, want := lines(r.stdout), slices.Concat(seedBatches["s-alpha"]...); !slices.Equal(got, want) {
+		t.Errorf("show --json:\n%q\nwant\n%q", got, want)
+	}
+	wantExit(t, mustRun(t, nil, "", "sessions", "show", "s-alpha", flag), 0, "user: Hello I live in SF!\nassistant: café")
+
+	// Export, import into a new file: the same bytes in the same order.
+	all := mustRun(t, nil, "", "sessions", "export", "--all", flag)
+	path2 := filepath.Join(dir, "copy.db")
+	mustRun(t, nil, "", "migrate", "up", "--sqlite", path2)
+	wantExit(t, mustRun(t, nil, all.stdout, "sessions", "import", "--sqlite", path2), 0, "imported 3 sessions, 8 items")
+	if a, b := rowsOf(t, db.DB), rowsOf(t, openSQLite(t, path2).DB); !slices.Equal(a, b) || len(a) != 8 {
+		t.Fatalf("the import differs from the original (%d and %d rows)", len(a), len(b))
+	}
+	wantExit(t, lakesession(t, nil, all.stdout, "sessions", "import", "--sqlite", path2), 1, "already exist")
+
+	// Prune: one session idle for 40 days.
+	if _, err := db.Exec(`UPDATE agent_sessions SET updated_at = datetime(updated_at, '-40 days') WHERE session_id = 's-beta'`); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, mustRun(t, nil, "", "prune", "--older-than", "30d", "--dry-run", flag), 0, "would delete 1 session, 2 items")
+	if n := len(rowsOf(t, db.DB)); n != 8 {
+		t.Fatalf("--dry-run deleted: %d rows left", n)
+	}
+	wantExit(t, mustRun(t, nil, "", "prune", "--older-than", "30d", flag), 0, "deleted 1 session, 2 items", "1 batch of at most 1000")
+	if n := len(rowsOf(t, db.DB)); n != 6 {
+		t.Fatalf("%d rows after the prune, want 6", n)
+	}
+
+	wantExit(t, mustRun(t, nil, "", "sessions", "delete", "s-alpha", flag), 0, "deleted 1 session, 4 items")
+	if n := count(t, db.DB, "SELECT count(*) FROM agent_sessions WHERE session_id = 's-alpha'"); n != 0 {
+		t.Fatal("s-alpha is still there")
+	}
+
+	wantExit(t, mustRun(t, nil, "", "doctor", flag), 0,
+		"ok       SQLite file: "+path, "journal_mode wal",
+		"ok       table shape: Python-compatible",
+		"ok       indexes: idx_agent_messages_session_order (session_id, created_at, id) and idx_agent_sessions_updated (updated_at, session_id)",
+		"ok       write access", "all 5 checks ok")
+
+	wantExit(t, mustRun(t, nil, "", "migrate", "down", "--yes", flag), 0, "rolled back "+migrationName)
+	wantExit(t, lakesession(t, nil, "", "doctor", flag), 1, "problem  tables: agent_sessions and agent_messages missing from", "fix: run `lakesession migrate up`")
+	wantExit(t, lakesession(t, nil, "", "sessions", "list", flag, "--schema", "x"), 2, "--schema applies to PostgreSQL only")
+}
