@@ -66,34 +66,38 @@ const pgKeyLayout = "2006-01-02 15:04:05.999999"
 // cursor: sessions added or updated while a listing goes on do not make it
 // repeat or skip the others. One statement per page.
 func (s *Store) ListSessions(ctx context.Context, opts ListOptions) (SessionPage, error) {
+	ctx, c := s.begin(ctx, opListSessions, "")
+	page, err := s.list(ctx, &c, opts)
+	c.end(ctx, err)
+	if err != nil {
+		return SessionPage{}, fmt.Errorf("list sessions: %w", err)
+	}
+	return page, nil
+}
+
+func (s *Store) list(ctx context.Context, c *call, opts ListOptions) (SessionPage, error) {
 	limit := opts.Limit
 	switch {
 	case limit == 0:
 		limit = DefaultListLimit
 	case limit < 0 || limit > MaxListLimit:
-		return SessionPage{}, fmt.Errorf("list sessions: limit is %d; use 1 to %d, or 0 for %d", limit, MaxListLimit, DefaultListLimit)
+		return SessionPage{}, fmt.Errorf("limit is %d; use 1 to %d, or 0 for %d", limit, MaxListLimit, DefaultListLimit)
 	}
 	var after *cursor
 	if opts.Cursor != "" {
-		c, err := decodeCursor(opts.Cursor)
+		cur, err := decodeCursor(opts.Cursor)
 		if err != nil {
-			return SessionPage{}, fmt.Errorf("list sessions: %w", err)
+			return SessionPage{}, err
 		}
-		after = &c
+		after = &cur
 	}
-	var (
-		page    SessionPage
-		retries int
-	)
-	err := s.run(ctx, opListSessions, &retries, func(ctx context.Context, a attempt) error {
+	var page SessionPage
+	err := s.run(ctx, c, func(ctx context.Context, a attempt) error {
 		var err error
 		page, err = s.listSessions(ctx, a.c, after, limit)
 		return err
 	})
-	if err != nil {
-		return SessionPage{}, fmt.Errorf("list sessions: %w", err)
-	}
-	return page, nil
+	return page, err
 }
 
 func (s *Store) listSessions(ctx context.Context, c conn, after *cursor, limit int) (SessionPage, error) {

@@ -37,6 +37,10 @@ func (s *Store) checkItem(sessionID string, messageID int64, data []byte, bad *[
 // function, or else logs them. A call reports the rows of its successful
 // try only, so a retried read reports each row once.
 func (s *Store) report(ctx context.Context, bad []CorruptItem) {
+	if len(bad) == 0 {
+		return
+	}
+	s.tel.countCorrupt(ctx, len(bad))
 	for _, c := range bad {
 		if s.cfg.corrupt != nil {
 			s.cfg.corrupt(ctx, c)

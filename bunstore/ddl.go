@@ -24,10 +24,11 @@ const createTablesLockKey int64 = 0x6c616b6573657373 // "lakesess"
 // The DDL is the one in package migrations, with the configured names.
 // Applications that use migrations do not need CreateTables.
 func (s *Store) CreateTables(ctx context.Context) error {
-	var retries int
-	err := s.run(ctx, opCreateTables, &retries, func(ctx context.Context, a attempt) error {
+	ctx, c := s.begin(ctx, opCreateTables, "")
+	err := s.run(ctx, &c, func(ctx context.Context, a attempt) error {
 		return s.createTables(ctx, a.db)
 	})
+	c.end(ctx, err)
 	if err != nil {
 		return fmt.Errorf("create tables %s and %s: %w", s.cfg.sessions, s.cfg.messages, err)
 	}

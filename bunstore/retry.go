@@ -32,29 +32,47 @@ const (
 	retryMaxDelay   = time.Second
 )
 
-// op describes one kind of call for the retry loop (and for its span and
-// metrics).
+// op describes one kind of call for the retry loop and for its span and
+// metrics.
 type op struct {
+	idx int // index in allOps
 	// name is the method: "AddItems".
 	name string
 	// idempotent calls are retried also after the connection broke with
 	// their statement's outcome unknown: running them again gives the
 	// result they would have given.
 	idempotent bool
+	// dbOperation is the span's db.operation.name: the SQL command of the
+	// call's main statement.
+	dbOperation string
+	// collection is the table the call works on, for db.collection.name.
+	collection table
 }
+
+type table uint8
+
+const (
+	noTable table = iota
+	sessionsTable
+	messagesTable
+)
 
 // The calls of a Store. DeleteSessions and PruneSessions are idempotent: a
 // batch run again removes what is still there to remove.
 var (
-	opGetItems       = &op{name: "GetItems", idempotent: true}
-	opAddItems       = &op{name: "AddItems"}
-	opPopItem        = &op{name: "PopItem"}
-	opClearSession   = &op{name: "ClearSession", idempotent: true}
-	opListSessions   = &op{name: "ListSessions", idempotent: true}
-	opCreateTables   = &op{name: "CreateTables", idempotent: true}
-	opDeleteSessions = &op{name: "DeleteSessions", idempotent: true}
-	opPruneSessions  = &op{name: "PruneSessions", idempotent: true}
+	opGetItems       = &op{idx: 0, name: "GetItems", idempotent: true, dbOperation: "SELECT", collection: messagesTable}
+	opAddItems       = &op{idx: 1, name: "AddItems", dbOperation: "INSERT", collection: messagesTable}
+	opPopItem        = &op{idx: 2, name: "PopItem", dbOperation: "DELETE", collection: messagesTable}
+	opClearSession   = &op{idx: 3, name: "ClearSession", idempotent: true, dbOperation: "DELETE", collection: sessionsTable}
+	opListSessions   = &op{idx: 4, name: "ListSessions", idempotent: true, dbOperation: "SELECT", collection: sessionsTable}
+	opCreateTables   = &op{idx: 5, name: "CreateTables", idempotent: true, dbOperation: "CREATE TABLE"}
+	opDeleteSessions = &op{idx: 6, name: "DeleteSessions", idempotent: true, dbOperation: "DELETE", collection: sessionsTable}
+	opPruneSessions  = &op{idx: 7, name: "PruneSessions", idempotent: true, dbOperation: "DELETE", collection: sessionsTable}
+
+	allOps = [numOps]*op{opGetItems, opAddItems, opPopItem, opClearSession, opListSessions, opCreateTables, opDeleteSessions, opPruneSessions}
 )
+
+const numOps = 8
 
 // attempt is where one try of a call runs. On a *bun.DB with PostgreSQL it
 // is one connection taken from the pool for the try: db is that bun.Conn
@@ -192,7 +210,7 @@ func outcomeUnknown(err error) error {
 	return fmt.Errorf("%w: %w", lakesession.ErrOutcomeUnknown, err)
 }
 
-// run runs f, the statements of one call of o, and returns its error. On a
+// run runs f, the statements of the call c, and returns its error. On a
 // *bun.DB with PostgreSQL (s.pool is set) every try takes a connection of
 // its own from the pool, and a try that certainly left nothing written is
 // tried again, after a backoff, until it succeeds, the context ends or the
@@ -203,11 +221,18 @@ func outcomeUnknown(err error) error {
 //
 // A write (o not idempotent) whose outcome is unknown returns an error
 // wrapping lakesession.ErrOutcomeUnknown. Each try after the first adds
-// one to *retries.
+// one to c.retries and to the retries counter.
+//
+// A method wraps its statements in begin, run and end:
+//
+//	ctx, c := s.begin(ctx, opListSessions, "")
+//	err := s.run(ctx, &c, func(ctx context.Context, a attempt) error { ... })
+//	c.end(ctx, err)
 //
 // f may run several times: it must finish with its rows before it returns,
 // and start from scratch each time.
-func (s *Store) run(ctx context.Context, o *op, retries *int, f func(ctx context.Context, a attempt) error) error {
+func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a attempt) error) error {
+	o := c.op
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -241,7 +266,8 @@ func (s *Store) run(ctx context.Context, o *op, retries *int, f func(ctx context
 		if !sleep(ctx, min(wait, left)) {
 			return attemptsErr(ctx, err, n, start)
 		}
-		*retries++
+		c.retries++
+		s.tel.countRetry(ctx, o, err)
 	}
 }
 

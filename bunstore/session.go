@@ -33,15 +33,16 @@ func (s *Session) SessionID() string { return s.id }
 // stored items are not valid JSON (reported, see WithCorruptItemHandler), a
 // follow-up statement fetches as many older items as were skipped.
 func (s *Session) GetItems(ctx context.Context, limit int) ([]json.RawMessage, error) {
+	ctx, c := s.store.begin(ctx, opGetItems, s.id)
 	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		c.end(ctx, err)
 		return nil, fmt.Errorf("get items: %w", err)
 	}
 	var (
 		items   []json.RawMessage
 		corrupt []CorruptItem
-		retries int
 	)
-	err := s.store.run(ctx, opGetItems, &retries, func(ctx context.Context, a attempt) error {
+	err := s.store.run(ctx, &c, func(ctx context.Context, a attempt) error {
 		var err error
 		corrupt = corrupt[:0]
 		if limit <= 0 {
@@ -52,9 +53,17 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]json.RawMessage, e
 		return err
 	})
 	if err != nil {
+		c.end(ctx, err)
 		return nil, fmt.Errorf("get items from session %q: %w", s.id, err)
 	}
 	s.store.report(ctx, corrupt)
+	c.items = len(items)
+	if c.span.IsRecording() {
+		for _, it := range items {
+			c.bytes += len(it)
+		}
+	}
+	c.end(ctx, nil)
 	return items, nil
 }
 
@@ -156,27 +165,36 @@ func (s *Session) getLatest(ctx context.Context, c conn, limit int, corrupt *[]C
 // session are serialized by the session row's lock and come back in the
 // order they committed.
 func (s *Session) AddItems(ctx context.Context, items []json.RawMessage) error {
+	ctx, c := s.store.begin(ctx, opAddItems, s.id)
 	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		c.end(ctx, err)
 		return fmt.Errorf("add items: %w", err)
 	}
 	if len(items) == 0 {
+		c.end(ctx, nil)
 		return nil
 	}
 	data := make([]string, len(items))
 	for i, item := range items {
-		c, err := lakesession.CompactItem(item)
+		b, err := lakesession.CompactItem(item)
 		if err != nil {
-			return fmt.Errorf("add items to session %q: item %d of %d: %w", s.id, i, len(items), err)
+			err = fmt.Errorf("item %d of %d: %w", i, len(items), err)
+			c.end(ctx, err)
+			return fmt.Errorf("add items to session %q: %w", s.id, err)
 		}
-		data[i] = string(c)
+		data[i] = string(b)
+		c.bytes += len(b)
 	}
-	var retries int
-	err := s.store.run(ctx, opAddItems, &retries, func(ctx context.Context, a attempt) error {
+	err := s.store.run(ctx, &c, func(ctx context.Context, a attempt) error {
 		if s.store.dialect == dialect.PG {
 			return s.addPG(ctx, a.c, data)
 		}
 		return s.addSQLite(ctx, a.db, data)
 	})
+	if err == nil {
+		c.items = len(items)
+	}
+	c.end(ctx, err)
 	if err != nil {
 		return fmt.Errorf("add items to session %q: %w", s.id, err)
 	}
@@ -246,17 +264,29 @@ func checkAffected(res sql.Result, want int) error {
 // holds, so they never return the same item. A row that is not valid JSON is
 // removed, reported (see WithCorruptItemHandler), and the next one popped.
 func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
-	if err := lakesession.ValidateSessionID(s.id); err != nil {
-		return nil, fmt.Errorf("pop item: %w", err)
+	ctx, c := s.store.begin(ctx, opPopItem, s.id)
+	item, err := s.pop(ctx, &c)
+	c.end(ctx, err)
+	if err != nil {
+		if errors.Is(err, lakesession.ErrInvalidSessionID) {
+			return nil, fmt.Errorf("pop item: %w", err)
+		}
+		return nil, fmt.Errorf("pop item from session %q: %w", s.id, err)
 	}
-	var retries int
+	return item, nil
+}
+
+func (s *Session) pop(ctx context.Context, c *call) (json.RawMessage, error) {
+	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		return nil, err
+	}
 	for {
 		var (
 			id    int64
 			data  []byte
 			found bool
 		)
-		err := s.store.run(ctx, opPopItem, &retries, func(ctx context.Context, a attempt) error {
+		err := s.store.run(ctx, c, func(ctx context.Context, a attempt) error {
 			err := a.c.queryRow(ctx, s.store.q.pop, s.id).Scan(&id, &data)
 			found = err == nil
 			if errors.Is(err, sql.ErrNoRows) {
@@ -264,11 +294,8 @@ func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
 			}
 			return err
 		})
-		if err != nil {
-			return nil, fmt.Errorf("pop item from session %q: %w", s.id, err)
-		}
-		if !found {
-			return nil, nil
+		if err != nil || !found {
+			return nil, err
 		}
 		var corrupt []CorruptItem
 		if s.store.checkItem(s.id, id, data, &corrupt) {
@@ -282,11 +309,12 @@ func (s *Session) PopItem(ctx context.Context) (json.RawMessage, error) {
 // PostgreSQL it is one statement; it does not depend on the foreign key's
 // ON DELETE CASCADE.
 func (s *Session) ClearSession(ctx context.Context) error {
+	ctx, c := s.store.begin(ctx, opClearSession, s.id)
 	if err := lakesession.ValidateSessionID(s.id); err != nil {
+		c.end(ctx, err)
 		return fmt.Errorf("clear session: %w", err)
 	}
-	var retries int
-	err := s.store.run(ctx, opClearSession, &retries, func(ctx context.Context, a attempt) error {
+	err := s.store.run(ctx, &c, func(ctx context.Context, a attempt) error {
 		if s.store.dialect == dialect.PG {
 			_, err := a.c.exec(ctx, s.store.q.clear, s.id, s.id)
 			return err
@@ -300,6 +328,7 @@ func (s *Session) ClearSession(ctx context.Context) error {
 			return err
 		})
 	})
+	c.end(ctx, err)
 	if err != nil {
 		return fmt.Errorf("clear session %q: %w", s.id, err)
 	}

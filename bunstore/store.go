@@ -11,6 +11,8 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/models"
@@ -51,6 +53,7 @@ type Store struct {
 	// unknownOutcomes is set when a write's connection can break with the
 	// outcome unknown to the caller: on PostgreSQL, outside a transaction.
 	unknownOutcomes bool
+	tel             *telemetry
 }
 
 type config struct {
@@ -62,7 +65,11 @@ type config struct {
 	// maxRetryWait is how long a call may keep retrying; 0 turns retries
 	// off.
 	maxRetryWait time.Duration
-	problems     []string
+	// tracerProvider and meterProvider are nil for the global ones.
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	sessionIDAttr  bool
+	problems       []string
 }
 
 // Option configures a Store.
@@ -177,6 +184,7 @@ func New(db bun.IDB, opts ...Option) (*Store, error) {
 	cfg.problems = nil
 	s := &Store{db: db, c: newConn(db, name == dialect.PG), dialect: name, cfg: cfg}
 	s.q = buildStatements(name, s.names())
+	s.tel = newTelemetry(&s.cfg, name == dialect.PG)
 	if name == dialect.PG {
 		switch d := db.(type) {
 		case *bun.DB:
