@@ -73,7 +73,7 @@
 //     whose context ends gets its context error while the others still get
 //     the token.
 //   - A failed background refresh is reported with slog (WithLogger) and
-//     retried with backoff (1s doubling to 30s, with jitter) while the
+//     OpenTelemetry (see Telemetry), and retried with backoff (1s doubling to 30s, with jitter) while the
 //     still-valid token keeps being served. A token stops being served 30
 //     seconds (or a tenth of its lifetime) before it expires.
 //   - With no valid token and the API failing, Token returns a
@@ -91,6 +91,77 @@
 //
 // No error text, log record, String, GoString or LogValue of this package
 // ever contains a token.
+//
+// # Telemetry
+//
+// A Source records each call of the credential API with OpenTelemetry: to
+// the global providers (otel.GetTracerProvider, otel.GetMeterProvider),
+// which record nothing until the application installs an SDK, or to those
+// passed as options. Token on a warm cache records nothing, so it costs the
+// same with or without an SDK. The instrumentation scope is
+// "github.com/lakesession/lakesession/lakebasecred".
+//
+//	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Instance: "my-instance"},
+//		lakebasecred.WithTracerProvider(tp), // *sdktrace.TracerProvider, ...
+//		lakebasecred.WithMeterProvider(mp),  // *sdkmetric.MeterProvider, ...
+//	)
+//
+// The span lakebase.token.mint, of kind client, covers one call of the
+// credential API, the SDK's own retries of 429 and 503 answers included.
+// It is the root of a trace of its own, never the child of a caller's span:
+// a mint runs detached from the callers, serves all of them, may outlive
+// the one that started it, and, as a background refresh, is not waited for
+// at all. It links to the span in the context of the Token call that
+// started it, if any (callers that join a running mint add no link: a cold
+// start with a thousand callers makes one span, with one link); a
+// background retry links to the failed attempt before it. Its attributes:
+//
+//   - lakebase.target.kind: "instance" (provisioned) or "endpoint"
+//     (autoscaling).
+//   - lakebase.target.name: the instance name, or the endpoint's resource
+//     name.
+//   - lakebase.token.mint.reason: "no_token" (no token could be served:
+//     callers wait for this mint), "refresh" (the cached token entered its
+//     refresh margin: callers keep getting it meanwhile) or "retry" (a
+//     background retry after a failed refresh).
+//   - lakebase.token.mint.outcome: "ok" (minted and cached); "config" (the
+//     API refused with 400, 401, 403 or 404: the credentials, the
+//     permissions or the target need fixing, and retries fail the same way);
+//     "error" (any other failure: 429, 5xx, the network, an answer without a
+//     token; retried with backoff); "timeout" (no answer within
+//     WithMintTimeout); "canceled" (Close ended the mint).
+//   - error.type, when the mint failed: the API's error code
+//     ("PERMISSION_DENIED", "TEMPORARILY_UNAVAILABLE", ...; the HTTP status
+//     when there is none), "timeout", "empty_token", or "_OTHER" (such as a
+//     network error). The span's status is then Error, described by the
+//     error's text.
+//
+// The metrics:
+//
+//   - lakebase.token.mint.duration (histogram, s): the duration of each
+//     call of the credential API, with lakebase.target.kind,
+//     lakebase.target.name, lakebase.token.mint.outcome and, on failure,
+//     error.type. Buckets from 0.01 s to 60 s.
+//   - lakebase.token.mints (counter, {mint}): the calls of the credential
+//     API, with the same attributes.
+//   - lakebase.token.expires_in (gauge, s): the seconds until the cached
+//     token expires (at the expiry the API returned, capped by
+//     WithMaxTokenAge), with lakebase.target.kind and lakebase.target.name.
+//     There is no observation while no token is cached (before the first
+//     Token call, after Invalidate or Close) nor once the cached token has
+//     expired. The token stops being served 30 seconds (or a tenth of its
+//     lifetime) before the value reaches 0, and is refreshed from the
+//     refresh margin on (RefreshMargin). Refreshes are started by Token
+//     calls: in a process that stays idle the value falls to 0 and
+//     disappears, which is harmless; a low value while mints fail is what
+//     to alert on.
+//
+// The gauge's callback is registered at the Source's first token and
+// unregistered by Close. It holds the Source weakly: a Source dropped
+// without Close is still garbage collected, and its callback is then
+// unregistered.
+//
+// No span, event, link, attribute or metric carries a token.
 //
 // # Goroutines
 //

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/lakesession/lakesession/lakebasecred"
 )
 
@@ -82,6 +85,37 @@ func ExampleSource_Token() {
 	_ = tok // the password of the next login
 	// ... when the login fails with SQLSTATE 28P01:
 	src.Invalidate()
+}
+
+// Each call of the credential API is a lakebase.token.mint span and is
+// counted and timed; the gauge lakebase.token.expires_in tells how long the
+// cached token has left. Without these options they go to the global
+// providers (otel.SetTracerProvider, otel.SetMeterProvider).
+func ExampleWithTracerProvider() {
+	ctx := context.Background()
+	tp := sdktrace.NewTracerProvider() // with sdktrace.WithBatcher(exporter)
+	defer tp.Shutdown(ctx)
+	mp := sdkmetric.NewMeterProvider() // with sdkmetric.WithReader(reader)
+	defer mp.Shutdown(ctx)
+
+	w, err := databricks.NewWorkspaceClient()
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Instance: "my-instance"},
+		lakebasecred.WithTracerProvider(tp),
+		lakebasecred.WithMeterProvider(mp),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close() // also ends the expires_in callback
+
+	// The first call mints: one span, whatever the number of callers. The
+	// span is a new root that links to the span in ctx, if any.
+	if _, err := src.Token(ctx); err != nil {
+		log.Printf("no token yet: %v", err)
+	}
 }
 
 // Configuration problems are found before any API call and reported
