@@ -1,8 +1,19 @@
 package bunstore
 
 import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lakesession/lakesession"
 )
 
 // The waits between tries double from retryFirstDelay up to retryMaxDelay,
@@ -30,5 +41,31 @@ func TestBackoff(t *testing.T) {
 	}
 	if len(seen) < 40 {
 		t.Errorf("50 waits took %d distinct values; want them drawn at random", len(seen))
+	}
+}
+
+func TestErrorType(t *testing.T) {
+	pg := &pgconn.PgError{Code: "57P01"}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{outcomeUnknown(io.ErrUnexpectedEOF), "lakesession.ErrOutcomeUnknown"},
+		{fmt.Errorf("after 3 attempts in 1s: %w", pg), "57P01"},
+		{fmt.Errorf("%w: %w", context.DeadlineExceeded, pg), "57P01"},
+		{fmt.Errorf("%w: %w", context.DeadlineExceeded, errors.New("x")), "context.DeadlineExceeded"},
+		{context.Canceled, "context.Canceled"},
+		{driver.ErrBadConn, "driver.ErrBadConn"},
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), "io.ErrUnexpectedEOF"},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, "*net.OpError"},
+		{fmt.Errorf("connector: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), "*net.OpError"},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", syscall.ECONNRESET)), "syscall.Errno"},
+		{errors.New("plain"), "_OTHER"},
+		{fmt.Errorf("wrapped: %w", errors.New("plain")), "_OTHER"},
+		{fmt.Errorf("item 1 of 2: %w", lakesession.ErrInvalidItem), "lakesession.ErrInvalidItem"},
+	} {
+		if got := errorType(tc.err); got != tc.want {
+			t.Errorf("errorType(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
