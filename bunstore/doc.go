@@ -174,11 +174,84 @@
 // the database/sql handle underneath, with arguments bound by the driver:
 // each statement's text is constant, so pgx prepares it once per connection
 // and a call is one round trip, and a batch travels as one text[]
-// parameter. Bun's query hooks do not see these statements (a
-// database/sql-level tracer does). On any other bun.IDB the statements go
-// through Bun, which formats the arguments into the text; with pgx, use
+// parameter. On any other bun.IDB the statements go through Bun, which
+// formats the arguments into the text; with pgx, use
 // default_query_exec_mode=exec or simple_protocol there, or every call
 // prepares a new statement first.
+//
+// So Bun's query hooks (bunotel, bundebug, a bun.QueryHook of your own) do
+// not see the store's statements, only the BEGIN and COMMIT around them
+// and CreateTables' DDL: with its own hooks, Bun would have to format the arguments
+// into the text, giving up the statements prepared once and the single
+// round trip. Watch the store through its OpenTelemetry spans and metrics
+// (below); for a span per statement, give pgx a tracer (otelpgx, or any
+// pgx.QueryTracer) through package connector's Config.QueryTracer, or
+// pgx.ConnConfig.Tracer: its spans nest under the store's.
+//
+// # Observability
+//
+// Every call makes one OpenTelemetry span, of kind client, a child of the
+// span in its context, named lakesession.<Method>: lakesession.GetItems,
+// lakesession.AddItems, lakesession.PopItem, lakesession.ClearSession,
+// lakesession.ListSessions and lakesession.CreateTables. Its attributes
+// follow OpenTelemetry's database conventions:
+//
+//   - db.system.name: postgresql or sqlite;
+//   - db.collection.name: the messages table (GetItems, AddItems, PopItem)
+//     or the sessions table (ClearSession, ListSessions); none for
+//     CreateTables, which creates both;
+//   - db.operation.name: the SQL command of the call's main statement
+//     (SELECT, INSERT, DELETE, CREATE TABLE);
+//   - db.namespace: the WithSchema name, when set (the database name,
+//     which PostgreSQL's namespace begins with, is the connection's and
+//     unknown to the store; package connector's span has it);
+//   - lakesession.items and lakesession.bytes (AddItems, GetItems): the
+//     items stored or returned, and their size as compact JSON;
+//   - lakesession.retries: the tries after the first, on a call that was
+//     retried;
+//   - lakesession.session.id: the session id, only with
+//     WithSessionIDAttribute(true), since ids can identify people;
+//   - on failure: status Error, whose description is the error without
+//     the session id, error.type, and db.response.status_code when the
+//     database answered with an error.
+//
+// error.type is the SQLSTATE of the database's error ("57P01", "23505"),
+// else lakesession.ErrOutcomeUnknown, lakesession.ErrInvalidSessionID,
+// lakesession.ErrInvalidItem or bunstore.ErrInvalidCursor, else
+// context.DeadlineExceeded, context.Canceled, driver.ErrBadConn,
+// sql.ErrConnDone, io.ErrUnexpectedEOF or io.EOF, else the Go type of the
+// innermost error ("*net.OpError", "*pgconn.ConnectError"), and "_OTHER"
+// for an error with no type of its own. An ErrOutcomeUnknown comes first:
+// it is what the caller must act on.
+//
+// Metrics:
+//
+//   - lakesession.operation.duration (histogram, s): the duration of each
+//     call, retries included, with lakesession.operation (the method),
+//     db.system.name, and error.type on failure; buckets from 0.5 ms to
+//     20 s;
+//   - lakesession.items.added (counter, {item}): items stored by AddItems,
+//     with db.system.name;
+//   - lakesession.items.corrupt (counter, {item}): stored items found not
+//     valid JSON, with db.system.name;
+//   - lakesession.retries (counter, {retry}): tries after a call's first,
+//     with lakesession.operation, db.system.name and the error.type of the
+//     failure that was retried.
+//
+// No span, event, metric or status holds an item's content; the session id
+// only as said above, and never in metrics.
+//
+// The providers are the global ones as New finds them
+// (otel.GetTracerProvider, otel.GetMeterProvider), unless
+// WithTracerProvider or WithMeterProvider is given. Until the application
+// installs an SDK nothing is recorded, and a call pays only for starting
+// a span that does nothing (the store builds no attribute for a span that
+// is not recording); the global providers forward to an SDK installed
+// after New.
+//
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter))
+//	otel.SetTracerProvider(tp) // or bunstore.WithTracerProvider(tp)
+//	store, err := bunstore.New(db)
 //
 // # Listing and retention
 //

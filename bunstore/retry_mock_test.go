@@ -34,7 +34,7 @@ func pgErr(code string) error {
 // anything was sent, as pgx's own are.
 type safeToRetry struct{}
 
-func (safeToRetry) Error() string      { return "conn closed before the query was sent" }
+func (safeToRetry) Error() string     { return "conn closed before the query was sent" }
 func (safeToRetry) SafeToRetry() bool { return true }
 
 // notAppliedErrors certainly leave nothing written, and may not happen on

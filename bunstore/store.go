@@ -152,6 +152,27 @@ func WithMaxRetryWait(d time.Duration) Option {
 // whose dialect is PostgreSQL (pgdialect) or SQLite (sqlitedialect). It
 // checks every option and reports all problems at once, in an error that
 // wraps ErrInvalidConfig; it does not touch the database.
+//
+// On a *bun.DB with PostgreSQL, a call retries what certainly did not
+// happen, on a fresh connection, for up to WithMaxRetryWait (see "Failures
+// and retries" in the package documentation). Every call makes an
+// OpenTelemetry span and metrics, through the global providers as New
+// finds them (otel.GetTracerProvider, otel.GetMeterProvider) unless
+// WithTracerProvider or WithMeterProvider is given; with no SDK installed
+// they cost next to nothing.
+//
+// Bun's query hooks (bunotel, bundebug, or your own bun.QueryHook) do not
+// see the store's statements: on a *bun.DB, bun.Tx or bun.Conn, the store
+// sends them to the database/sql handle underneath, with arguments the
+// driver binds, so that each statement's text is constant, pgx prepares it
+// once per connection, and a call is one round trip with its items as one
+// text[] parameter. Going through Bun would format every argument into the
+// text, and pgx would prepare a new statement on every call. A hook sees
+// only the BEGIN and COMMIT around them, and CreateTables' DDL. Use the
+// store's spans instead (lakesession.AddItems, ...), and for a span per
+// statement a pgx tracer, such as otelpgx, set with package connector's
+// Config.QueryTracer (or pgx.ConnConfig.Tracer): its spans are children of
+// the store's.
 func New(db bun.IDB, opts ...Option) (*Store, error) {
 	cfg := config{
 		sessions:     models.SessionsTable,
