@@ -1,0 +1,13 @@
+//go:build !linux
+
+package pgserver
+
+import "syscall"
+
+// serverProcAttr runs the server as cred's user (nil: this user).
+func serverProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Credential: cred}
+}
+
+// memDirRoom reports false: only Linux's /dev/shm is used.
+func memDirRoom(dir string, room uint64) bool { return false }
