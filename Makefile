@@ -1,10 +1,11 @@
 # make demo           the agent server example on an embedded SQLite file: two requests, the answers, the stored rows
 # make demo-lakebase  the same conversation through the Lakebase code path, offline (fake control plane, local PostgreSQL)
 # make test           go vet and go test -race for everything, on a throwaway PostgreSQL
+# make bench-scale    the store and a retention prune on 10 million items (10 to 30 minutes; not part of make test)
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: all demo demo-lakebase test test-go vet bench fmt
+.PHONY: all demo demo-lakebase test test-go vet bench bench-scale fmt
 
 all: test
 
@@ -40,6 +41,13 @@ vet:
 bench:
 	./scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 ./lakebasecred/ ./connector/
 	./scripts/bench.sh
+
+# bench-scale loads 10 million items into a throwaway PostgreSQL and measures
+# the store's calls against a 10,000-item table, and a prune of half the
+# sessions while writers work (scripts/bench-scale.sh; flags in
+# internal/scalebench). Not part of make test.
+bench-scale:
+	./scripts/bench-scale.sh
 
 fmt:
 	gofmt -l -w .
