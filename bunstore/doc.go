@@ -263,6 +263,18 @@
 //
 //	n, err := store.DeleteSessions(ctx, time.Now().AddDate(0, 0, -30)) // idle for 30 days
 //
+//	res, err := store.PruneSessions(ctx, bunstore.PruneOptions{
+//		Before:    time.Now().AddDate(0, 0, -30),
+//		BatchSize: 500, // sessions per transaction; at most 1,000
+//		Progress:  func(p bunstore.PruneProgress) { log.Printf("%d sessions so far", p.Total.Sessions) },
+//	})
+//
+// Both delete in batches, each a short transaction on a *bun.DB (inside
+// the caller's transaction on a bun.Tx), and never part of a session: a
+// batch locks its session rows before it deletes their items, so a
+// session written to meanwhile is kept whole or deleted whole. See
+// PruneSessions.
+//
 // # Sharing the tables with Python
 //
 // Rows written by SQLAlchemySession read back here in its order, and rows
