@@ -47,6 +47,9 @@ type op struct {
 	dbOperation string
 	// collection is the table the call works on, for db.collection.name.
 	collection table
+	// ownTx calls run a transaction of their own: their tries get a
+	// bun.Conn to start it on (attempt.db).
+	ownTx bool
 }
 
 type table uint8
@@ -65,9 +68,9 @@ var (
 	opPopItem        = &op{idx: 2, name: "PopItem", dbOperation: "DELETE", collection: messagesTable}
 	opClearSession   = &op{idx: 3, name: "ClearSession", idempotent: true, dbOperation: "DELETE", collection: sessionsTable}
 	opListSessions   = &op{idx: 4, name: "ListSessions", idempotent: true, dbOperation: "SELECT", collection: sessionsTable}
-	opCreateTables   = &op{idx: 5, name: "CreateTables", idempotent: true, dbOperation: "CREATE TABLE"}
-	opDeleteSessions = &op{idx: 6, name: "DeleteSessions", idempotent: true, dbOperation: "DELETE", collection: sessionsTable}
-	opPruneSessions  = &op{idx: 7, name: "PruneSessions", idempotent: true, dbOperation: "DELETE", collection: sessionsTable}
+	opCreateTables   = &op{idx: 5, name: "CreateTables", idempotent: true, dbOperation: "CREATE TABLE", ownTx: true}
+	opDeleteSessions = &op{idx: 6, name: "DeleteSessions", idempotent: true, dbOperation: "DELETE", collection: sessionsTable, ownTx: true}
+	opPruneSessions  = &op{idx: 7, name: "PruneSessions", idempotent: true, dbOperation: "DELETE", collection: sessionsTable, ownTx: true}
 
 	allOps = [numOps]*op{opGetItems, opAddItems, opPopItem, opClearSession, opListSessions, opCreateTables, opDeleteSessions, opPruneSessions}
 )
@@ -75,9 +78,10 @@ var (
 const numOps = 8
 
 // attempt is where one try of a call runs. On a *bun.DB with PostgreSQL it
-// is one connection taken from the pool for the try: db is that bun.Conn
-// (start transactions on it) and c sends statements on it. Otherwise both
-// are the Store's own.
+// is one connection taken from the pool for the try: c sends statements on
+// it, and for an op with ownTx, db is that connection as a bun.Conn, to
+// start the transaction on (nil otherwise). Elsewhere both are the Store's
+// own.
 type attempt struct {
 	db bun.IDB
 	c  conn
@@ -274,17 +278,31 @@ func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a 
 // try runs f once on a connection of its own and says whether another try
 // may succeed where it failed.
 func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a attempt) error) (err error, retry bool) {
-	bc, err := s.pool.Conn(ctx)
-	if err != nil {
-		return err, connectRetryable(err)
+	var (
+		sc *sql.Conn
+		a  attempt
+	)
+	if o.ownTx {
+		bc, err := s.pool.Conn(ctx)
+		if err != nil {
+			return err, connectRetryable(err)
+		}
+		sc, a = bc.Conn, attempt{db: bc, c: conn{raw: bc.Conn, pg: true}}
+	} else {
+		// A *sql.Conn, not a bun.Conn: a pointer in an interface costs no
+		// allocation.
+		if sc, err = s.pool.DB.Conn(ctx); err != nil {
+			return err, connectRetryable(err)
+		}
+		a = attempt{c: conn{raw: sc, pg: true}}
 	}
-	err = f(ctx, attempt{db: bc, c: conn{raw: bc.Conn, db: bc, pg: true}})
+	err = f(ctx, a)
 	if err != nil && untrusted(err) {
 		// database/sql closes a connection whose Raw function returns
 		// driver.ErrBadConn, instead of returning it to the pool.
-		_ = bc.Conn.Raw(func(any) error { return driver.ErrBadConn })
+		_ = sc.Raw(func(any) error { return driver.ErrBadConn })
 	}
-	_ = bc.Close() // hands the connection back; ErrConnDone when Raw closed it
+	_ = sc.Close() // hands the connection back; ErrConnDone when Raw closed it
 	if err == nil {
 		return nil, false
 	}

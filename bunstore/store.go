@@ -69,7 +69,10 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	sessionIDAttr  bool
-	problems       []string
+	// noTelemetry builds a Store without spans or metrics; only the
+	// package's tests set it, to measure what they cost.
+	noTelemetry bool
+	problems    []string
 }
 
 // Option configures a Store.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/lakesession/lakesession"
 )
@@ -112,7 +113,13 @@ type opTelemetry struct {
 
 var spanStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 
+// noSpan is the span of a call of a Store without telemetry.
+var noSpan trace.Span = noop.Span{}
+
 func newTelemetry(cfg *config, pg bool) *telemetry {
+	if cfg.noTelemetry {
+		return nil
+	}
 	tp := cfg.tracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -196,6 +203,9 @@ type call struct {
 // Store. The returned context carries the span.
 func (s *Store) begin(ctx context.Context, o *op, sessionID string) (context.Context, call) {
 	t := s.tel
+	if t == nil {
+		return ctx, call{op: o, span: noSpan}
+	}
 	ctx, span := t.tracer.Start(ctx, t.ops[o.idx].spanName, spanStart...)
 	if span.IsRecording() {
 		span.SetAttributes(t.ops[o.idx].attrs...)
@@ -211,6 +221,9 @@ func (s *Store) begin(ctx context.Context, o *op, sessionID string) (context.Con
 // description is its text, which holds no session id and no item content.
 func (c *call) end(ctx context.Context, err error) {
 	t := c.t
+	if t == nil {
+		return
+	}
 	ot := &t.ops[c.op.idx]
 	if t.duration.Enabled(ctx) {
 		secs := time.Since(c.start).Seconds()
@@ -244,13 +257,16 @@ func (c *call) end(ctx context.Context, err error) {
 
 // countRetry counts one retry of a call of o after err.
 func (t *telemetry) countRetry(ctx context.Context, o *op, err error) {
-	if t.retries.Enabled(ctx) {
+	if t != nil && t.retries.Enabled(ctx) {
 		t.retries.Add(ctx, 1, metric.WithAttributes(t.ops[o.idx].operation, t.system, semconv.ErrorTypeKey.String(errorType(err))))
 	}
 }
 
 // countCorrupt counts corrupt items found.
 func (t *telemetry) countCorrupt(ctx context.Context, n int) {
+	if t == nil {
+		return
+	}
 	t.itemsCorrupt.Add(ctx, int64(n), t.itemsOpts...)
 }
 

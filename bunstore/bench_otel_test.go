@@ -1,0 +1,136 @@
+package bunstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/lakesession/lakesession/bunstore"
+	"github.com/lakesession/lakesession/internal/testdb"
+)
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkTelemetry measures what the store's spans and metrics cost on
+// PostgreSQL, with three Stores on one pool:
+//
+//   - off:   built without telemetry (a test-only option): the calls as
+//     they were before the store had spans and metrics;
+//   - nosdk: the default, the global OpenTelemetry providers with no SDK
+//     installed (this benchmark installs none), what an application that
+//     does not use OpenTelemetry pays;
+//   - sdk:   the OpenTelemetry SDK sampling every span, with a batch span
+//     processor (to an exporter that discards) and a metric reader.
+//
+// Each operation runs per Store (for its allocations) and interleaved, one
+// call of each Store in turn, reporting each one's mean time per call
+// ("off-ns/op", ...): they then share the machine's load, and their ratios
+// are the figures to read.
+func BenchmarkTelemetry(b *testing.B) {
+	ctx := context.Background()
+	db := bun.NewDB(testdb.Open(b), pgdialect.New())
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithBatcher(discardSpans{}))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		tp.Shutdown(ctx)
+		mp.Shutdown(ctx)
+	})
+	arms := []struct {
+		name string
+		opts []bunstore.Option
+	}{
+		{"off", []bunstore.Option{bunstore.WithoutTelemetry()}},
+		{"nosdk", nil},
+		{"sdk", []bunstore.Option{bunstore.WithTracerProvider(tp), bunstore.WithMeterProvider(mp)}},
+	}
+	stores := make([]*bunstore.Store, len(arms))
+	names := make([]string, len(arms))
+	for k, a := range arms {
+		st, err := bunstore.New(db, a.opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.CreateTables(ctx); err != nil {
+			b.Fatal(err)
+		}
+		stores[k], names[k] = st, a.name
+	}
+	// A session of 100 items for GetItems(20), the same for every arm.
+	if _, err := db.ExecContext(ctx, `INSERT INTO agent_sessions (session_id) VALUES ('read-100')`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO agent_messages (session_id, message_data, created_at) `+
+		`SELECT 'read-100', `+benchItemSQL+`, CAST(now() AS timestamp) - interval '1 day' + g * interval '1 millisecond' `+
+		`FROM generate_series(1, 100) g`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+
+	// Session handles made once, as a server keeps them per request.
+	adds := make([]*bunstore.Session, len(arms))
+	reads := make([]*bunstore.Session, len(arms))
+	for k, st := range stores {
+		adds[k], reads[k] = st.Session("add-"+names[k]), st.Session("read-100")
+	}
+	type opFunc func(k int) error
+	item := benchItems(1, 1)
+	ops := []struct {
+		name string
+		f    opFunc
+	}{
+		{"AddItems1", func(k int) error { return adds[k].AddItems(ctx, item) }},
+		{"GetItems20_Session100", func(k int) error {
+			items, err := reads[k].GetItems(ctx, benchLimit)
+			if err == nil && len(items) != benchLimit {
+				err = fmt.Errorf("%d items, want %d", len(items), benchLimit)
+			}
+			return err
+		}},
+	}
+	run := func(b *testing.B, f opFunc, idx []int) {
+		clock := newBenchClock(pick(names, idx))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			k := i % len(idx)
+			start := time.Now()
+			err := f(idx[k])
+			clock.since(k, start)
+			if err != nil {
+				b.Fatalf("%s: %v", names[idx[k]], err)
+			}
+		}
+		b.StopTimer()
+		clock.report(b)
+	}
+	for _, op := range ops {
+		b.Run(op.name, func(b *testing.B) {
+			for k := range arms {
+				b.Run(names[k], func(b *testing.B) { run(b, op.f, []int{k}) })
+			}
+			b.Run("interleaved", func(b *testing.B) { run(b, op.f, []int{0, 1, 2}) })
+		})
+	}
+}
+
+func pick(names []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for i, k := range idx {
+		out[i] = names[k]
+	}
+	return out
+}
+
