@@ -119,7 +119,7 @@ func findMetric(t *testing.T, rm metricdata.ResourceMetrics, name string) (metri
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
@@ -719,7 +719,7 @@ func dumpTelemetry(spans []tracetest.SpanStub, rm metricdata.ResourceMetrics) st
 	var b strings.Builder
 	kvs := func(kv []attribute.KeyValue) {
 		for _, a := range kv {
-			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.Emit())
+			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.String())
 		}
 	}
 	for _, s := range spans {
