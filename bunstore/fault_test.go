@@ -14,11 +14,13 @@ package bunstore_test
 // left nothing stored. Each batch carries a unique marker to count it by.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +33,8 @@ import (
 
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/bunstore"
+	"github.com/lakesession/lakesession/internal/faultproxy"
+	"github.com/lakesession/lakesession/internal/pgserver"
 	"github.com/lakesession/lakesession/internal/testdb"
 )
 
@@ -403,5 +407,169 @@ func TestReadOnlyConnectionIsReplaced(t *testing.T) {
 	}
 	if after == before {
 		t.Errorf("the read-only connection (backend %d) is still in the pool", before)
+	}
+}
+
+// viaProxy returns dsn with its host and port replaced by the proxy's, and
+// TLS off, so that the proxy sees the protocol's messages.
+func viaProxy(t testing.TB, dsn string, p *faultproxy.Proxy) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.Addr()
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// proxiedStore returns a Store on a fresh database of the shared server,
+// reached through a fault proxy, and a pool that bypasses the proxy for
+// checking what was stored.
+func proxiedStore(t *testing.T, opts ...bunstore.Option) (*bunstore.Store, *faultproxy.Proxy, *bun.DB) {
+	t.Helper()
+	dsn := testdb.NewDatabase(t)
+	direct := openPool(t, dsn)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := faultproxy.Start(t, u.Host)
+	db := openPool(t, viaProxy(t, dsn, p))
+	st := newStore(t, db, opts...)
+	return st, p, direct
+}
+
+// A connection cut right after AddItems' statement went out, before its
+// result came back: the batch may be stored, so AddItems does not retry; it
+// says the outcome is unknown, and the batch is stored once or not at all,
+// never twice. GetItems, after the same cut, retries and succeeds; PopItem
+// says its outcome is unknown.
+func TestCutAfterStatementSent(t *testing.T) {
+	st, p, direct := proxiedStore(t)
+	ctx := context.Background()
+	s := st.Session("cut")
+	l := newLedger("cut-")
+	mustAdd(t, s, markedBatch("cut-warm", 1)) // the statement is prepared on the connection
+	l.size["cut-warm"], l.acked["cut-warm"] = 1, true
+
+	for i := range 3 {
+		marker := fmt.Sprintf("cut-%d", i)
+		p.CutAfterClientSends(func(msg []byte) bool { return bytes.Contains(msg, []byte(marker)) })
+		err := l.add(ctx, s, marker, 2)
+		if p.Armed() {
+			t.Fatalf("AddItems %s: the cut did not fire (%v)", marker, err)
+		}
+		if !errors.Is(err, lakesession.ErrOutcomeUnknown) {
+			t.Errorf("AddItems %s after the cut: %v; want an error wrapping ErrOutcomeUnknown", marker, err)
+		}
+		t.Logf("AddItems %s: %v", marker, err)
+	}
+	waitIdle(t, direct)
+	l.check(t, direct)
+	if got := storedMarkers(t, direct); got["cut-0"]+got["cut-1"]+got["cut-2"] == 0 {
+		t.Log("no cut batch was stored: the server dropped them all before commit")
+	}
+
+	// GetItems: cut after its statement (the session id is its argument).
+	p.CutAfterClientSends(func(msg []byte) bool { return bytes.Contains(msg, []byte("cut")) && !bytes.Contains(msg, []byte("marker")) })
+	items, err := s.GetItems(ctx, 20)
+	if err != nil {
+		t.Fatalf("GetItems after a cut: %v; want it retried", err)
+	}
+	if p.Armed() {
+		t.Fatal("GetItems: the cut did not fire")
+	}
+	if len(items) < 1 {
+		t.Fatalf("GetItems = %d items", len(items))
+	}
+
+	p.CutAfterClientSends(func(msg []byte) bool { return bytes.Contains(msg, []byte("cut")) && !bytes.Contains(msg, []byte("marker")) })
+	if _, err := s.PopItem(ctx); !errors.Is(err, lakesession.ErrOutcomeUnknown) {
+		t.Errorf("PopItem after a cut: %v; want ErrOutcomeUnknown", err)
+	}
+}
+
+// A server that refuses connections for a second (as while it restarts):
+// the calls wait it out, and none fails.
+func TestServerDownForASecond(t *testing.T) {
+	st, p, direct := proxiedStore(t)
+	w := startWorkload(st, 8, "refuse")
+	time.Sleep(200 * time.Millisecond)
+	dials := p.Accepted()
+	p.Refuse(true)
+	p.CutAll()
+	time.Sleep(time.Second)
+	refused := p.Accepted() - dials
+	p.Refuse(false)
+	time.Sleep(300 * time.Millisecond)
+	w.verify(t, direct)
+	// Backoff: 8 workers over a second make a few dozen dials, not
+	// thousands.
+	if refused > 200 {
+		t.Errorf("%d dials in the second the server was down; want backoff to bound them", refused)
+	}
+	t.Logf("%d dials while down", refused)
+}
+
+// An outage longer than WithMaxRetryWait fails the call in about that
+// time, with a known outcome: nothing stored.
+func TestOutageLongerThanTheRetryBudget(t *testing.T) {
+	const budget = time.Second
+	st, p, direct := proxiedStore(t, bunstore.WithMaxRetryWait(budget))
+	l := newLedger("budget-")
+	p.Refuse(true)
+	p.CutAll()
+	start := time.Now()
+	err := l.add(context.Background(), st.Session("budget"), "budget-1", 2)
+	took := time.Since(start)
+	p.Refuse(false)
+	if err == nil || errors.Is(err, lakesession.ErrOutcomeUnknown) {
+		t.Fatalf("AddItems while the server is down: %v; want a failure with a known outcome", err)
+	}
+	if !strings.Contains(err.Error(), "attempts in") {
+		t.Errorf("AddItems: %q does not say how long it tried", err)
+	}
+	if took < budget || took > budget+time.Second {
+		t.Errorf("AddItems gave up after %v; want about %v", took, budget)
+	}
+	t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+	l.check(t, direct)
+}
+
+// A private server restarted with 0.85 s of downtime: open sessions see
+// 57P01, new connections are refused, then the server starts up (57P03).
+// No call fails.
+func TestServerRestart(t *testing.T) {
+	srv := pgserver.Start(t)
+	db := openPool(t, srv.DSN())
+	st := newStore(t, db)
+	w := startWorkload(st, 8, "restart")
+	time.Sleep(300 * time.Millisecond)
+	srv.Stop(t)
+	time.Sleep(850 * time.Millisecond)
+	srv.Start(t)
+	time.Sleep(500 * time.Millisecond)
+	w.verify(t, db)
+}
+
+// A private server that turns read-only for 3 s, as a primary does when it
+// is demoted by a failover: writes meet 25006 and are retried until it
+// takes writes again. No call fails.
+func TestServerReadOnlyForThreeSeconds(t *testing.T) {
+	srv := pgserver.Start(t)
+	db := openPool(t, srv.DSN())
+	st := newStore(t, db)
+	w := startWorkload(st, 8, "readonly")
+	time.Sleep(300 * time.Millisecond)
+	srv.Exec(t, "ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf()")
+	time.Sleep(3 * time.Second)
+	srv.Exec(t, "ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()")
+	time.Sleep(500 * time.Millisecond)
+	w.verify(t, db)
+	if len(w.seen) != 0 {
+		t.Errorf("callers saw errors: %v", w.summary())
 	}
 }
