@@ -583,7 +583,7 @@ func (d *doctor) pooler(ctx context.Context, c *conn, host string) {
 	if c.src != nil {
 		fix = "use the endpoint's direct host (the one lakesession resolves), not its pooled host"
 	}
-	if h := strings.ToLower(host); strings.Contains(strings.SplitN(h, ".", 2)[0], "pooler") {
+	if poolerHostName(host) {
 		d.problem(name, fmt.Sprintf("host %s is named as a connection pooler", host), fix)
 		return
 	}
@@ -596,6 +596,14 @@ func (d *doctor) pooler(ctx context.Context, c *conn, host string) {
 	default:
 		d.ok(name, "none seen: a connection kept its server session across transactions")
 	}
+}
+
+// poolerHostName reports whether a host is named as a pooler: its first
+// label says "pooler", as in the pooled hostnames of Lakebase autoscaling
+// and Neon (ep-name-123456-pooler.region...).
+func poolerHostName(host string) bool {
+	first, _, _ := strings.Cut(strings.ToLower(host), ".")
+	return strings.Contains(first, "pooler")
 }
 
 // backendSwitches reports whether a client connection is served by another

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -24,7 +23,6 @@ func isTerminal(w io.Writer) bool {
 // otherwise. A nil *progress draws nothing.
 type progress struct {
 	bar *progressbar.ProgressBar
-	w   io.Writer
 }
 
 // newProgress starts a bar counting to total (a known total: no spinner,
@@ -45,7 +43,7 @@ func (a *app) newProgress(total int64, what string) *progress {
 		progressbar.OptionSetSpinnerChangeInterval(0),
 		progressbar.OptionClearOnFinish(),
 	)
-	return &progress{bar: bar, w: a.env.Stderr}
+	return &progress{bar: bar}
 }
 
 // set moves the bar to n.
@@ -73,5 +71,4 @@ func (p *progress) done() {
 	}
 	_ = p.bar.Finish()
 	_ = p.bar.Clear()
-	fmt.Fprint(p.w, "\r")
 }

@@ -173,6 +173,10 @@ func (f *connFlags) resolve(getenv func(string) string) (target, error) {
 	}
 
 	lakebaseOnly := f.changed("database", "user", "profile", "port", "sslmode", "sslrootcert")
+	isAre := "is"
+	if len(lakebaseOnly) > 1 {
+		isAre = "are"
+	}
 	switch t.kind {
 	case kindLakebase:
 		t.database = f.database
@@ -181,11 +185,11 @@ func (f *connFlags) resolve(getenv func(string) string) (target, error) {
 		}
 	case kindPostgres:
 		if len(lakebaseOnly) > 0 {
-			return target{}, usagef("%s apply to a Lakebase target only: with --database-url or %s, put the host, port, user, database and sslmode in the URL", strings.Join(lakebaseOnly, ", "), EnvDatabaseURL)
+			return target{}, usagef("%s %s for a Lakebase target only: with --database-url or %s, put the host, port, user, database and sslmode in the URL", strings.Join(lakebaseOnly, ", "), isAre, EnvDatabaseURL)
 		}
 	case kindSQLite:
 		if len(lakebaseOnly) > 0 {
-			return target{}, usagef("%s apply to a Lakebase target only, not to --sqlite", strings.Join(lakebaseOnly, ", "))
+			return target{}, usagef("%s %s for a Lakebase target only, not for --sqlite", strings.Join(lakebaseOnly, ", "), isAre)
 		}
 		if f.schema != "" {
 			return target{}, usagef("--schema applies to PostgreSQL only: an SQLite file has no schemas; leave it out")

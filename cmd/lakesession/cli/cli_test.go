@@ -1,0 +1,210 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/databricks/databricks-sdk-go"
+
+	"github.com/lakesession/lakesession/cmd/lakesession/cli"
+	"github.com/lakesession/lakesession/lakebasecred/lakebasetest"
+)
+
+// run runs the command in this process, with env as its whole environment.
+func run(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = cli.Run(context.Background(), args, cli.Env{
+		Stdin:   strings.NewReader(stdin),
+		Stdout:  &out,
+		Stderr:  &errb,
+		Getenv:  func(k string) string { return env[k] },
+		Environ: func() []string { return nil },
+	})
+	return out.String(), errb.String(), code
+}
+
+func TestUsage(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "s.db")
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, nil, "lakesession needs a command: doctor, migrate, prune, psql, sessions, token"},
+		{nil, []string{"bogus"}, `unknown command "bogus"`},
+		{nil, []string{"sessions"}, "lakesession sessions needs a command: delete, export, import, list, show"},
+		{nil, []string{"migrate", "sideways"}, `lakesession migrate has no command "sideways": use down, status, up`},
+		{nil, []string{"migrate", "up", "--nope"}, "unknown flag: --nope"},
+		{nil, []string{"sessions", "list"}, "no database to connect to: pass --database-url URL (or set DATABASE_URL), --sqlite PATH, or a Lakebase target"},
+		{nil, []string{"sessions", "list", "--sqlite", db, "--database-url", "postgres://localhost/x"}, "--database-url and --sqlite choose different databases"},
+		{map[string]string{"DATABASE_URL": "postgres://localhost/x", "LAKEBASE_ENDPOINT": "projects/p/branches/b/endpoints/e"}, []string{"sessions", "list"},
+			"both DATABASE_URL and a Lakebase target (LAKEBASE_ENDPOINT) are set"},
+		{nil, []string{"sessions", "list", "--database-url", "postgres://localhost/x", "--port", "6543"}, "--port is for a Lakebase target only: with --database-url or DATABASE_URL, put the host, port"},
+		{nil, []string{"sessions", "list", "--sqlite", db, "--schema", "s"}, "--schema applies to PostgreSQL only"},
+		{nil, []string{"sessions", "list", "--sqlite", db, "--sessions-table", "1bad"}, `--sessions-table "1bad" starts with a digit`},
+		{nil, []string{"sessions", "list", "--sqlite", db, "--messages-table", "agent_sessions"}, "--sessions-table and --messages-table are both"},
+		{nil, []string{"sessions", "list", "--instance", "i", "--sslmode", "disable"}, `--sslmode "disable": use require, verify-ca or verify-full`},
+		{nil, []string{"sessions", "list", "--sqlite", db, "--limit", "1001"}, "--limit 1001: use 1 to 1000"},
+		{nil, []string{"sessions", "show", "--sqlite", db, ""}, "invalid session id: it is empty"},
+		{nil, []string{"sessions", "show", "--sqlite", db, "a", "b"}, "takes one session id"},
+		{nil, []string{"sessions", "export", "--sqlite", db}, "needs session ids, or --all"},
+		{nil, []string{"sessions", "export", "--sqlite", db, "a", "--since", "1d"}, "--since goes with --all"},
+		{nil, []string{"sessions", "export", "--sqlite", db, "--all", "--since", "soon"}, `--since "soon": give an RFC 3339 time`},
+		{nil, []string{"sessions", "import", "--sqlite", db, "--if-exists", "merge"}, `--if-exists "merge": use refuse or append`},
+		{nil, []string{"sessions", "import", "--sqlite", db, "a", "b"}, "reads one file"},
+		{nil, []string{"prune", "--sqlite", db, "--older-than", "soon"}, `--older-than "soon": not an age`},
+		{nil, []string{"migrate", "down", "--sqlite", db}, "pass --yes"},
+		{nil, []string{"migrate", "up", "--sqlite", db, "--migrations-table", "x-y"}, `--migrations-table "x-y"`},
+		{nil, []string{"token", "--sqlite", db}, "token needs a Lakebase target"},
+		{nil, []string{"psql", "--sqlite", db}, "psql needs a Lakebase target"},
+	} {
+		stdout, stderr, code := run(t, c.env, "", c.args...)
+		if code != cli.ExitUsage || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "--help' for usage") || stdout != "" {
+			t.Errorf("lakesession %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.args, code, stdout, stderr, c.want)
+		}
+	}
+	// Nothing was created by the refused commands.
+	if _, _, code := run(t, nil, "", "doctor", "--sqlite", db); code != cli.ExitFailure {
+		t.Errorf("doctor on the missing file: exit %d", code)
+	}
+
+	stdout, _, code := run(t, nil, "", "--help")
+	if code != cli.ExitOK || !strings.Contains(stdout, "Exit codes: 0 ok, 1 failure (or a problem found by doctor), 2 usage.") {
+		t.Errorf("--help: exit %d, %q", code, stdout)
+	}
+}
+
+// A flag chooses the database over the environment's variables of another
+// kind.
+func TestFlagsOverEnvironment(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "s.db")
+	env := map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "LAKEBASE_INSTANCE_NAME": "i"}
+	if _, stderr, code := run(t, env, "", "migrate", "up", "--sqlite", db); code != cli.ExitOK {
+		t.Fatalf("migrate up --sqlite with DATABASE_URL set: exit %d: %s", code, stderr)
+	}
+	stdout, _, code := run(t, env, "", "migrate", "status", "--sqlite", db)
+	if code != cli.ExitOK || !strings.Contains(stdout, "1 applied, 0 pending") {
+		t.Fatalf("status: exit %d, %q", code, stdout)
+	}
+}
+
+func TestImportExportInProcess(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "s.db")
+	if _, stderr, code := run(t, nil, "", "migrate", "up", "--sqlite", db); code != cli.ExitOK {
+		t.Fatal(stderr)
+	}
+	in := `{"session_id":"b","item":{"role":"user","content":"one"}}` + "\n" +
+		`{"session_id":"a","item":{"role":"user","content":"x"}}` + "\n" +
+		`{"session_id":"b","item":{"type":"function_call","name":"f","arguments":"{}","call_id":"c"}}` + "\n"
+	// Lines of one session may be apart: they are one batch, in order.
+	stdout, stderr, code := run(t, nil, in, "sessions", "import", "--sqlite", db)
+	if code != cli.ExitOK || stdout != "imported 2 sessions, 3 items\n" {
+		t.Fatalf("import: exit %d, %q, %q", code, stdout, stderr)
+	}
+	stdout, _, code = run(t, nil, "", "sessions", "export", "b", "a", "--sqlite", db)
+	want := lines(in)
+	want = []string{want[0], want[2], want[1]}
+	if code != cli.ExitOK || !slices.Equal(lines(stdout), want) {
+		t.Fatalf("export: exit %d\n%s\nwant\n%s", code, stdout, strings.Join(want, "\n"))
+	}
+	stdout, _, _ = run(t, nil, "", "sessions", "show", "b", "--sqlite", db)
+	if stdout != "user: one\nfunction_call: f({})\n" {
+		t.Errorf("show = %q", stdout)
+	}
+	stdout, _, _ = run(t, nil, "", "sessions", "list", "--json", "--sqlite", db)
+	if !strings.Contains(stdout, `"session_id":"b"`) || !strings.Contains(stdout, `"items":2`) || !strings.Contains(stdout, `"next_cursor":""`) {
+		t.Errorf("list --json = %s", stdout)
+	}
+}
+
+// A bar is drawn where stderr is a terminal, and only there.
+func TestProgressOnlyOnTerminal(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "s.db")
+	if _, stderr, code := run(t, nil, "", "migrate", "up", "--sqlite", db); code != cli.ExitOK {
+		t.Fatal(stderr)
+	}
+	in := `{"session_id":"a","item":{"n":1}}` + "\n" + `{"session_id":"b","item":{"n":2}}` + "\n"
+	for _, terminal := range []bool{false, true} {
+		if _, stderr, code := run(t, nil, in, "sessions", "import", "--sqlite", db, "--if-exists", "append"); code != cli.ExitOK {
+			t.Fatal(stderr)
+		}
+		var out, errb bytes.Buffer
+		code := cli.Run(context.Background(), []string{"sessions", "delete", "a", "b", "--sqlite", db}, cli.Env{
+			Stdout:     &out,
+			Stderr:     &errb,
+			Getenv:     func(string) string { return "" },
+			IsTerminal: func(w io.Writer) bool { return terminal && w == &errb },
+		})
+		if code != cli.ExitOK || !strings.HasPrefix(out.String(), "deleted 2 sessions, 2 items in ") {
+			t.Fatalf("delete: exit %d, %q, %q", code, out.String(), errb.String())
+		}
+		if drawn := strings.Contains(errb.String(), "(0/2)"); drawn != terminal {
+			t.Errorf("terminal %v: stderr %q", terminal, errb.String())
+		}
+	}
+}
+
+// token and psql, with the Databricks client of lakebasetest and psql
+// replaced: no database or process needed.
+func TestTokenAndPsqlInProcess(t *testing.T) {
+	fake := lakebasetest.NewServer(t)
+	fake.AddInstance(lakebasetest.Instance{Name: "inst", ReadWriteDNS: "inst.example.com"})
+	env := map[string]string{"LAKEBASE_INSTANCE_NAME": "inst", "LAKEBASE_DATABASE": "agents"}
+	newEnv := func(out, errb *bytes.Buffer) cli.Env {
+		return cli.Env{
+			Stdout:    out,
+			Stderr:    errb,
+			Getenv:    func(k string) string { return env[k] },
+			Environ:   func() []string { return []string{"HOME=/home/u", "PGPASSWORD=old", "PGSSLROOTCERT=/etc/ca.pem"} },
+			Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) { return fake.WorkspaceClient(), nil },
+			LookPath:  func(string) (string, error) { return "/opt/pg/bin/psql", nil },
+		}
+	}
+
+	var out, errb bytes.Buffer
+	if code := cli.Run(context.Background(), []string{"token"}, newEnv(&out, &errb)); code != cli.ExitOK {
+		t.Fatalf("token: exit %d: %s", code, errb.String())
+	}
+	mints := fake.Mints()
+	if len(mints) != 1 || out.String() != mints[0].Token+"\n" || errb.Len() != 0 {
+		t.Fatalf("token printed %q, %q; want the minted token and a newline only", out.String(), errb.String())
+	}
+
+	var gotPath string
+	var gotArgv, gotEnv []string
+	out.Reset()
+	e := newEnv(&out, &errb)
+	e.Exec = func(path string, argv, env []string) error {
+		gotPath, gotArgv, gotEnv = path, argv, env
+		return nil
+	}
+	if code := cli.Run(context.Background(), []string{"psql", "--port", "6543", "--", "-X", "-c", "\\dt"}, e); code != cli.ExitOK {
+		t.Fatalf("psql: exit %d: %s", code, errb.String())
+	}
+	tok := fake.Mints()[1].Token
+	if gotPath != "/opt/pg/bin/psql" || !slices.Equal(gotArgv, []string{"psql", "-X", "-c", "\\dt"}) {
+		t.Errorf("exec %q %q", gotPath, gotArgv)
+	}
+	want := []string{"HOME=/home/u", "PGSSLROOTCERT=/etc/ca.pem", "PGHOST=inst.example.com", "PGPORT=6543", "PGUSER=" + lakebasetest.DefaultUserName,
+		"PGDATABASE=agents", "PGSSLMODE=require", "PGPASSWORD=" + tok, "PGAPPNAME=lakesession-psql"}
+	if !slices.Equal(gotEnv, want) {
+		t.Errorf("psql's environment\n%q\nwant\n%q", gotEnv, want)
+	}
+	if out.Len() != 0 {
+		t.Errorf("psql printed %q", out.String())
+	}
+}
+
+func lines(s string) []string {
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
