@@ -112,3 +112,32 @@ func BenchmarkMintTelemetry(b *testing.B) {
 	b.ReportMetric(float64(tTraced.Nanoseconds())/float64(mints), "traced-ns/mint")
 	b.ReportMetric(float64(tTraced)/float64(tPlain), "traced/plain")
 }
+
+// BenchmarkMintRecording is what one mint records, without the API call: a
+// span started and ended, and two metric points; with no SDK installed
+// (the global providers) and with the SDK sampling everything.
+func BenchmarkMintRecording(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	for _, arm := range []struct {
+		name string
+		tel  *telemetry
+	}{
+		{"no-sdk", newTelemetry(otel.GetTracerProvider(), otel.GetMeterProvider())},
+		{"sdk", newTelemetry(tp, mp)},
+	} {
+		b.Run(arm.name, func(b *testing.B) {
+			s := &Source{target: `instance "` + instName + `"`, tel: arm.tel}
+			f := &flight{reason: reasonRefresh}
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, span := s.tel.startMint(context.Background(), s, f)
+				s.tel.endMint(ctx, s, span, mintEnd{outcome: outcomeOK, took: 50 * time.Millisecond})
+			}
+		})
+	}
+}
