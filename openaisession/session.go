@@ -1,0 +1,168 @@
+package openaisession
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/openai/openai-go/v3/packages/param"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/lakesession/lakesession"
+)
+
+// Session is a lakesession.Session seen through openai-go's types: items go
+// in and come out as responses.ResponseInputItemUnionParam, stored as the
+// JSON the Responses API takes, so Go and Python agents can share them.
+//
+// Its methods SessionID, GetItems, AddItems, PopItem and ClearSession are
+// those of the memory.Session interface of github.com/nlpodyssey/openai-agents-go,
+// so that package's Runner can keep its history here. History and AddTurn
+// serve an agent loop written with openai-go alone.
+//
+// A Session is as safe for concurrent use as the lakesession.Session under
+// it (every store of this module is).
+//
+// # Items openai-go does not know
+//
+// Reads never fail, and never drop an item, because of what the item holds:
+// a stored item that Decode rejects (a type newer than the pinned openai-go,
+// or an item another program wrote in a shape openai-go cannot read) comes
+// back as a pass-through item, with no Of field set, made with
+// param.Override from the stored JSON. openai-go sends it to the API as
+// that JSON, Encode and AddItems store it as that JSON, and Decode of
+// Encode's result tells what it is. Code that switches on the Of fields sees
+// none set, and should let such items through as they are.
+type Session struct {
+	s lakesession.Session
+}
+
+// New returns s seen through openai-go's types. s must not be nil.
+func New(s lakesession.Session) *Session {
+	return &Session{s: s}
+}
+
+// SessionID returns the id of the session.
+func (s *Session) SessionID(ctx context.Context) string {
+	return s.s.SessionID()
+}
+
+// GetItems returns the session's items, oldest first, as they are stored:
+// limit <= 0 returns all of them, limit > 0 the latest limit items. It does
+// not repair the window; to send items to a model, use History.
+func (s *Session) GetItems(ctx context.Context, limit int) ([]responses.ResponseInputItemUnionParam, error) {
+	raws, err := s.s.GetItems(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	return decodeStored(raws), nil
+}
+
+// History returns what to send to a model from the session: its latest
+// limit items (all of them when limit <= 0), oldest first, passed through
+// lakesession.RepairHistory, which drops the items that would make the
+// Responses API reject the list (a tool output whose call is older than the
+// window, a call whose output is missing, a reasoning item without the item
+// it led to, ...).
+//
+// History reads limit items and no more, in one call to GetItems: the list
+// can be shorter than limit when the window cut a pair, and limit stays a
+// bound on what the model is sent. Stored items are not changed.
+func (s *Session) History(ctx context.Context, limit int) ([]responses.ResponseInputItemUnionParam, error) {
+	raws, err := s.s.GetItems(ctx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return decodeStored(lakesession.RepairHistory(raws)), nil
+}
+
+// AddItems appends items to the session as one atomic batch, in the given
+// order, each stored as Encode returns it. An item that cannot be encoded
+// (no variant set, or more than one) fails the whole batch with an error
+// that wraps lakesession.ErrInvalidItem and names its index, and nothing is
+// written. An empty slice is a no-op.
+func (s *Session) AddItems(ctx context.Context, items []responses.ResponseInputItemUnionParam) error {
+	if len(items) == 0 {
+		return nil
+	}
+	raws := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		raw, err := Encode(it)
+		if err != nil {
+			return fmt.Errorf("add items to session %q: item %d: %w", s.s.SessionID(), i, err)
+		}
+		raws[i] = raw
+	}
+	return s.s.AddItems(ctx, raws)
+}
+
+// AddTurn stores one turn of an agent loop: the input items the turn sent
+// (the new ones, not the history) and the output items of the model's
+// response, in that order, as one AddItems batch, so the turn is stored
+// whole or not at all and no other turn's items come between its own.
+//
+// The output items are stored exactly as the API returned them: their
+// RawJSON, which keeps every field, including those this openai-go does not
+// know. An output item with no raw JSON (built in code rather than decoded
+// from a response) cannot be stored that way: AddTurn then fails with an
+// error that wraps lakesession.ErrInvalidItem and names it, and writes
+// nothing; pass such an item in input instead, as the input item it stands
+// for. So does an input item that cannot be encoded.
+func (s *Session) AddTurn(ctx context.Context, input []responses.ResponseInputItemUnionParam, output []responses.ResponseOutputItemUnion) error {
+	raws := make([]json.RawMessage, 0, len(input)+len(output))
+	for i, it := range input {
+		raw, err := Encode(it)
+		if err != nil {
+			return fmt.Errorf("add turn to session %q: input item %d: %w", s.s.SessionID(), i, err)
+		}
+		raws = append(raws, raw)
+	}
+	for i, it := range output {
+		raw := it.RawJSON()
+		if raw == "" {
+			return fmt.Errorf("add turn to session %q: output item %d: %w: it has no raw JSON, so it was not decoded from an API response; pass it in input, as an input item", s.s.SessionID(), i, lakesession.ErrInvalidItem)
+		}
+		if _, err := lakesession.CompactItem(json.RawMessage(raw)); err != nil {
+			return fmt.Errorf("add turn to session %q: output item %d: %w", s.s.SessionID(), i, err)
+		}
+		raws = append(raws, json.RawMessage(raw))
+	}
+	if len(raws) == 0 {
+		return nil
+	}
+	return s.s.AddItems(ctx, raws)
+}
+
+// PopItem removes and returns the newest item, or (nil, nil) when the
+// session is empty. An item that Decode rejects comes back as a pass-through
+// item (see Session), so a popped item is never lost.
+func (s *Session) PopItem(ctx context.Context) (*responses.ResponseInputItemUnionParam, error) {
+	raw, err := s.s.PopItem(ctx)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	it := decodeOne(raw)
+	return &it, nil
+}
+
+// ClearSession removes every item of the session and the session itself.
+func (s *Session) ClearSession(ctx context.Context) error {
+	return s.s.ClearSession(ctx)
+}
+
+func decodeStored(raws []json.RawMessage) []responses.ResponseInputItemUnionParam {
+	items := make([]responses.ResponseInputItemUnionParam, len(raws))
+	for i, raw := range raws {
+		items[i] = decodeOne(raw)
+	}
+	return items
+}
+
+// decodeOne decodes a stored item, or returns it as a pass-through item.
+func decodeOne(raw json.RawMessage) responses.ResponseInputItemUnionParam {
+	it, err := Decode(raw)
+	if err != nil {
+		return param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(raw))
+	}
+	return it
+}
