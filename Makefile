@@ -21,7 +21,7 @@ test:
 # MODULES are the Go modules of this repository: the library, and those kept
 # apart so that library users do not download their dependencies. A module
 # directory that does not exist is an error, not a skip.
-MODULES := . examples examples/adk cmd/lakesession
+MODULES := . examples examples/adk cmd/lakesession openaisession
 
 # test-go runs the Go checks against the server LAKESESSION_TEST_DATABASE_URL names.
 test-go: vet
