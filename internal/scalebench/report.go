@@ -287,7 +287,7 @@ func (r *report) prune(ctx context.Context, db *sql.DB, st *bunstore.Store, o op
 
 	r.section = ""
 	r.begin("Prune of half the sessions while writers work",
-		fmt.Sprintf("PruneSessions (batches of %d sessions) of the sessions not updated since the newest of the older half, while %d writers add 2 items at a time to active sessions, pausing %v between calls; %v of writers alone first.",
+		fmt.Sprintf("PruneSessions (batches of %d sessions) of the older half of the sessions (the oldest in time, less those the benchmark wrote to since), while %d writers add 2 items at a time to active sessions, pausing %v between calls; %v of writers alone first.",
 			bunstore.DefaultPruneBatchSize, o.writers, o.think, o.baseline),
 		"| figure | value |\n| --- | --- |")
 	r.printf("| removed | %s sessions, %s items, in %d transactions |\n", thousands(res.Sessions), thousands(res.Items), res.Batches)
