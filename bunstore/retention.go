@@ -212,8 +212,10 @@ func (s *Store) prune(ctx context.Context, before time.Time, size int, dryRun bo
 //     cutoff: PostgreSQL re-checks the WHERE on the row's latest version
 //     after locking it (READ COMMITTED), and leaves it out;
 //   - a session the batch locked cannot get items until the batch commits:
-//     the writer waits for the lock, finds the row gone, and starts the
-//     session afresh with only its new items.
+//     AddItems waits for the lock, finds the row gone, and starts the
+//     session afresh with only its new items (a writer that inserts items
+//     without creating the session, as Python does when it saw the row,
+//     fails on the foreign key instead, and stores nothing).
 //
 // The second statement deletes the items and the locked rows with a
 // snapshot taken after the locks were held, so it sees every item committed
