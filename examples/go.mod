@@ -7,7 +7,8 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/lakesession/lakesession v0.0.0-00010101000000-000000000000
-	github.com/openai/openai-go/v3 v3.95.0
+	github.com/lakesession/lakesession/openaisession v0.0.0-00010101000000-000000000000
+	github.com/openai/openai-go/v3 v3.100.0
 	github.com/uptrace/bun v1.3.0
 	github.com/uptrace/bun/dialect/pgdialect v1.3.0
 )
@@ -71,4 +72,7 @@ require (
 	modernc.org/sqlite v1.60.1 // indirect
 )
 
-replace github.com/lakesession/lakesession => ../
+replace (
+	github.com/lakesession/lakesession => ../
+	github.com/lakesession/lakesession/openaisession => ../openaisession
+)

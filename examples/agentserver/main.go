@@ -73,6 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	h := &agent.Handler{
 		Sessions:     func(id string) lakesession.Session { return st.Store.Session(id) },
 		Model:        model,
+		Tools:        []agent.Tool{agent.WeatherTool()},
 		HistoryLimit: *historyLimit,
 		Logger:       logger,
 	}

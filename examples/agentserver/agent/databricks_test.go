@@ -43,11 +43,11 @@ func TestDatabricksModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := m.Reply(context.Background(), []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`)}, nil)
+	out, err := m.Respond(context.Background(), agent.Request{Items: []agent.Item{decode(t, `{"role":"user","content":"hi"}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if text != "hello from the endpoint" || m.Name() != "databricks-claude-sonnet-4" {
+	if text := replyText(t, out); text != "hello from the endpoint" || m.Name() != "databricks-claude-sonnet-4" {
 		t.Errorf("reply %q from %q", text, m.Name())
 	}
 	if gotPath != "/serving-endpoints/chat/completions" || gotAuth != "Bearer dapi-test-token" || gotModel != "databricks-claude-sonnet-4" {

@@ -10,10 +10,14 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/bunstore"
 	"github.com/lakesession/lakesession/bunstore/sqlitedb"
 	"github.com/lakesession/lakesession/examples/agentserver/agent"
+	"github.com/lakesession/lakesession/openaisession"
 )
 
 // The seed conversation over HTTP, on an in-memory SQLite store and the
@@ -78,17 +82,61 @@ func ExampleHandler() {
 }
 
 func ExampleOfflineModel() {
-	items := []json.RawMessage{
-		json.RawMessage(`{"role":"user","content":"My name is Ada. I live in London."}`),
-		json.RawMessage(`{"role":"user","content":"Who am I?"}`),
+	var items []agent.Item
+	for _, raw := range []string{
+		`{"role":"user","content":"My name is Ada. I live in London."}`,
+		`{"role":"user","content":"Who am I?"}`,
+	} {
+		it, err := openaisession.Decode(json.RawMessage(raw))
+		if err != nil {
+			log.Fatal(err)
+		}
+		items = append(items, it)
 	}
-	reply, err := agent.OfflineModel{}.Reply(context.Background(), items, nil)
+	out, err := agent.OfflineModel{}.Respond(context.Background(), agent.Request{Items: items})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(reply)
+	fmt.Println(out[0].OfOutputMessage.Content[0].OfOutputText.Text)
 	// Output:
 	// [offline demo model] You said your name is Ada.
+}
+
+// The offline model calls the weather tool, then answers from its output.
+func ExampleWeatherTool() {
+	ctx := context.Background()
+	tools := []agent.Tool{agent.WeatherTool()}
+	items := []agent.Item{
+		{OfMessage: &responses.EasyInputMessageParam{Role: "user", Content: responses.EasyInputMessageContentUnionParam{OfString: openai.String("I live in Lisbon.")}}},
+		{OfMessage: &responses.EasyInputMessageParam{Role: "user", Content: responses.EasyInputMessageContentUnionParam{OfString: openai.String("What's the weather where I live?")}}},
+	}
+	out, err := agent.OfflineModel{}.Respond(ctx, agent.Request{Items: items, Tools: tools})
+	if err != nil {
+		log.Fatal(err)
+	}
+	call := out[0].OfFunctionCall
+	fmt.Println(call.Name, call.Arguments)
+
+	// What the handler does with a call: run the tool, add the call and its
+	// output to the conversation, and ask the model again.
+	output, err := tools[0].Call(ctx, call.Arguments)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(output)
+	items = append(items, out[0], agent.Item{OfFunctionCallOutput: &responses.ResponseInputItemFunctionCallOutputParam{
+		CallID: openai.String(call.CallID),
+		Output: responses.ResponseInputItemFunctionCallOutputOutputUnionParam{OfString: openai.String(output)},
+	}})
+	out, err = agent.OfflineModel{}.Respond(ctx, agent.Request{Items: items, Tools: tools})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(out[0].OfOutputMessage.Content[0].OfOutputText.Text)
+	// Output:
+	// get_weather {"city":"Lisbon"}
+	// {"city":"Lisbon","sky":"sunny","temperature_c":22,"source":"fixed demo table, not a forecast"}
+	// [offline demo model] You said you live in Lisbon. get_weather says: sunny, 22 °C in Lisbon (fixed demo table, not a forecast).
 }
 
 func ExampleNewOpenAIModel() {

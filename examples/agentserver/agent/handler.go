@@ -2,36 +2,28 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lakesession/lakesession"
+	"github.com/lakesession/lakesession/openaisession"
 )
-
-// Model produces the assistant's reply to a conversation.
-type Model interface {
-	// Name names the model in responses.
-	Name() string
-
-	// Reply returns the assistant's text reply to items, the conversation
-	// so far, oldest first: the session's history, then the new input
-	// items. When onDelta is not nil, Reply calls it with each piece of the
-	// text as it is produced, in order; the pieces add up to the returned
-	// text. An error from onDelta stops the reply and is returned.
-	Reply(ctx context.Context, items []json.RawMessage, onDelta func(string) error) (string, error)
-}
 
 // DefaultMaxBodyBytes is the largest request body a Handler accepts when
 // Handler.MaxBodyBytes is zero.
 const DefaultMaxBodyBytes = 4 << 20
+
+// DefaultMaxModelCalls is how many times a Handler calls the model in one
+// turn, at most, when Handler.MaxModelCalls is zero.
+const DefaultMaxModelCalls = 5
 
 // Handler serves the agent: POST /invocations runs one turn of a
 // conversation and GET /healthz reports that the server is up. It is safe
@@ -46,8 +38,19 @@ type Handler struct {
 	// Model answers each turn; required.
 	Model Model
 
-	// HistoryLimit is how many of the latest history items the model sees;
-	// zero or less means all of them.
+	// Tools are offered to the model in every turn; none when empty. Their
+	// names must be distinct.
+	Tools []Tool
+
+	// MaxModelCalls bounds the calls of the model in one turn: a turn in
+	// which the model still calls tools after that many calls fails, and
+	// nothing of it is stored. Zero or less means DefaultMaxModelCalls.
+	MaxModelCalls int
+
+	// HistoryLimit is how many of the latest history items are read for
+	// the model (see openaisession.Session.History, which drops a tool
+	// output whose call the window cut off); zero or less means all of
+	// them.
 	HistoryLimit int
 
 	// MaxBodyBytes limits the size of a request body; zero means
@@ -56,6 +59,9 @@ type Handler struct {
 
 	// Logger receives one line per failed request; nil means slog.Default().
 	Logger *slog.Logger
+
+	toolsOnce sync.Once
+	toolsErr  error
 }
 
 // ServeHTTP implements http.Handler.
@@ -78,7 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // invocation is one validated request.
 type invocation struct {
 	sessionID string
-	input     []json.RawMessage // compact JSON objects
+	input     []Item
 	stream    bool
 }
 
@@ -92,8 +98,9 @@ func badRequest(format string, args ...any) error {
 }
 
 // parseRequest validates body: a JSON object with a non-empty "input" array
-// of JSON objects, an optional "custom_inputs" object with an optional
-// string "session_id", and an optional boolean "stream".
+// of Responses-API items that the model can take as they are (see
+// checkPairs), an optional "custom_inputs" object with an optional string
+// "session_id", and an optional boolean "stream".
 func parseRequest(body []byte) (*invocation, error) {
 	var req struct {
 		Input        json.RawMessage `json:"input"`
@@ -125,12 +132,15 @@ func parseRequest(body []byte) (*invocation, error) {
 	if len(raw) == 0 {
 		return nil, badRequest(`"input" is empty; send at least one item such as {"role":"user","content":"Hello"}`)
 	}
-	for i, item := range raw {
-		c, err := lakesession.CompactItem(item)
+	for i, r := range raw {
+		item, err := openaisession.Decode(r)
 		if err != nil {
 			return nil, badRequest("input[%d]: %v", i, err)
 		}
-		inv.input = append(inv.input, c)
+		inv.input = append(inv.input, item)
+	}
+	if err := checkPairs(raw); err != nil {
+		return nil, err
 	}
 
 	if !isNull(req.CustomInputs) {
@@ -185,6 +195,12 @@ func (h *Handler) logger() *slog.Logger {
 }
 
 func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
+	h.toolsOnce.Do(func() { h.toolsErr = validateTools(h.Tools) })
+	if h.toolsErr != nil {
+		h.logger().Error("agent handler misconfigured", "err", h.toolsErr)
+		writeError(w, http.StatusInternalServerError, "server_error", "the server's tools are misconfigured; see its log")
+		return
+	}
 	limit := h.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
@@ -216,16 +232,17 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
-	sess := h.Sessions(inv.sessionID)
-	history, err := sess.GetItems(ctx, h.HistoryLimit)
+	sess := openaisession.New(h.Sessions(inv.sessionID))
+	history, err := sess.History(ctx, h.HistoryLimit)
 	if err != nil {
 		h.storageFailed(w, r, inv.sessionID, "read history", err)
 		return
 	}
-	conversation := make([]json.RawMessage, 0, len(history)+len(inv.input))
-	conversation = append(conversation, history...)
-	conversation = append(conversation, inv.input...)
-
+	t := &turn{
+		sess:  sess,
+		input: inv.input,
+		conv:  append(append(make([]Item, 0, len(history)+len(inv.input)+4), history...), inv.input...),
+	}
 	resp := &response{
 		ID:            newID("resp_"),
 		Object:        "response",
@@ -236,39 +253,34 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request) {
 		CustomOutputs: customOutputs{SessionID: inv.sessionID},
 	}
 	if inv.stream {
-		h.stream(w, r, sess, inv, conversation, resp)
+		h.stream(w, r, t, resp)
 		return
 	}
 
-	text, err := h.Model.Reply(ctx, conversation, nil)
-	if err != nil {
-		if ctx.Err() != nil {
-			return // the client went away
-		}
-		h.logger().Error("model reply", "session_id", inv.sessionID, "err", err)
-		writeError(w, http.StatusBadGateway, "model_error", "the model did not answer: "+err.Error())
-		return
-	}
-	out, err := json.Marshal(newOutputMessage(newID("msg_"), text, "completed"))
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", "could not encode the reply")
-		return
-	}
-	if err := sess.AddItems(ctx, turnItems(inv.input, out)); err != nil {
-		h.storageFailed(w, r, inv.sessionID, "store turn", err)
+	if err := h.runTurn(ctx, t, nil); err != nil {
+		h.turnFailed(w, r, inv.sessionID, err)
 		return
 	}
 	resp.Status = "completed"
-	resp.Output = append(resp.Output, out)
+	resp.Output = t.output
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// turnItems returns the items of one turn, stored with one AddItems: the
-// new input items, then the model's output items.
-func turnItems(input []json.RawMessage, output ...json.RawMessage) []json.RawMessage {
-	items := make([]json.RawMessage, 0, len(input)+len(output))
-	items = append(items, input...)
-	return append(items, output...)
+// turnFailed answers a turn that failed before anything was streamed.
+func (h *Handler) turnFailed(w http.ResponseWriter, r *http.Request, sessionID string, err *turnError) {
+	switch err.kind {
+	case failedModel:
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		h.logger().Error("model reply", "session_id", sessionID, "err", err.err)
+		writeError(w, http.StatusBadGateway, "model_error", err.message())
+	case failedStorage:
+		h.storageFailed(w, r, sessionID, "store turn", err.err)
+	default:
+		h.logger().Error("turn", "session_id", sessionID, "err", err.err)
+		writeError(w, http.StatusInternalServerError, "server_error", err.message())
+	}
 }
 
 // storageFailed answers a storage error: 400 for a session id the store

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,7 @@ func newTestEnv(t *testing.T, model agent.Model) *testEnv {
 	h := &agent.Handler{
 		Sessions: func(id string) lakesession.Session { return store.Session(id) },
 		Model:    model,
+		Tools:    []agent.Tool{agent.WeatherTool()},
 		Logger:   slog.New(slog.DiscardHandler),
 	}
 	srv := httptest.NewServer(h)
@@ -115,7 +117,7 @@ func requestBody(t *testing.T, sessionID, text string, stream bool) string {
 }
 
 // turn sends one user message and returns the decoded answer, failing t
-// unless it is 200.
+// unless it is 200 with output.
 func (e *testEnv) turn(t *testing.T, sessionID, text string) response {
 	t.Helper()
 	status, ctype, body := e.post(t, requestBody(t, sessionID, text, false))
@@ -129,7 +131,7 @@ func (e *testEnv) turn(t *testing.T, sessionID, text string) response {
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatalf("turn %q: %v in %s", text, err, body)
 	}
-	if r.Object != "response" || r.Status != "completed" || len(r.Output) != 1 {
+	if r.Object != "response" || r.Status != "completed" || len(r.Output) == 0 {
 		t.Fatalf("turn %q: unexpected answer %s", text, body)
 	}
 	if sessionID != "" && r.CustomOutputs.SessionID != sessionID {
@@ -181,13 +183,19 @@ func (e *testEnv) counts(t *testing.T) (sessions, messages int) {
 	return sessions, messages
 }
 
-func compact(t *testing.T, s string) string {
+// sameJSON reports whether a and b are the same JSON value: items are
+// stored as openaisession.Encode writes them, with the same keys and values
+// as sent, in the order of openai-go's types.
+func sameJSON(t *testing.T, a, b string) bool {
 	t.Helper()
-	var b bytes.Buffer
-	if err := json.Compact(&b, []byte(s)); err != nil {
-		t.Fatalf("compact %s: %v", s, err)
+	var va, vb any
+	if err := json.Unmarshal([]byte(a), &va); err != nil {
+		t.Fatalf("%s: %v", a, err)
 	}
-	return b.String()
+	if err := json.Unmarshal([]byte(b), &vb); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 func TestTwoTurnMemory(t *testing.T) {
@@ -217,7 +225,7 @@ func TestTwoTurnMemory(t *testing.T) {
 		t.Errorf("a new session recalled another session's city: %q", text)
 	}
 
-	// The session holds both turns, in order, each stored as sent.
+	// The session holds both turns, in order, each item stored as sent.
 	got := e.items(t, sid)
 	want := []string{
 		`{"role":"user","content":"Hello I live in SF!"}`,
@@ -229,7 +237,7 @@ func TestTwoTurnMemory(t *testing.T) {
 		t.Fatalf("stored %d items, want %d: %s", len(got), len(want), got)
 	}
 	for i := range want {
-		if compact(t, string(got[i])) != compact(t, want[i]) {
+		if !sameJSON(t, string(got[i]), want[i]) {
 			t.Errorf("item %d = %s, want %s", i, got[i], want[i])
 		}
 	}
@@ -401,7 +409,7 @@ func TestStreaming(t *testing.T) {
 	if completed.Status != "completed" || completed.Object != "response" || completed.CustomOutputs.SessionID != sid {
 		t.Errorf("response.completed: %s", events[len(events)-1].raw)
 	}
-	if len(completed.Output) != 1 || compact(t, string(completed.Output[0])) != compact(t, string(itemDone)) {
+	if len(completed.Output) != 1 || !sameJSON(t, string(completed.Output[0]), string(itemDone)) {
 		t.Errorf("completed output %s, want [%s]", completed.Output, itemDone)
 	}
 
@@ -410,8 +418,8 @@ func TestStreaming(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("stored %d items, want 4: %s", len(got), got)
 	}
-	if compact(t, string(got[2])) != `{"role":"user","content":"What city did I say I live in?"}` ||
-		compact(t, string(got[3])) != compact(t, string(itemDone)) {
+	if !sameJSON(t, string(got[2]), `{"role":"user","content":"What city did I say I live in?"}`) ||
+		!sameJSON(t, string(got[3]), string(itemDone)) {
 		t.Errorf("stored streamed turn %s, %s", got[2], got[3])
 	}
 
@@ -455,6 +463,16 @@ func TestBadRequests(t *testing.T) {
 		{"item is a number", `{"input":[1],"custom_inputs":{"session_id":"existing"}}`, "input[0]", 400},
 		{"item is an array", `{"input":[[]]}`, "input[0]", 400},
 		{"item is null", `{"input":[null],"custom_inputs":{"session_id":"existing"}}`, "input[0]", 400},
+		{"item of an unknown type", `{"input":[{"type":"no_such_item","x":1}],"custom_inputs":{"session_id":"existing"}}`, "input[0]", 400},
+		{"message without role", `{"input":[{"type":"message","content":"hi"}],"custom_inputs":{"session_id":"existing"}}`, "input[0]", 400},
+		{"tool output without its call", `{"input":[{"type":"function_call_output","call_id":"c9","output":"x"},{"role":"user","content":"hi"}],"custom_inputs":{"session_id":"existing"}}`,
+			`input[0]: a function_call_output needs its call (call_id "c9") earlier in the input`, 400},
+		{"call without its output", `{"input":[{"role":"user","content":"hi"},{"type":"function_call","call_id":"c9","name":"get_weather","arguments":"{}"}],"custom_inputs":{"session_id":"existing"}}`,
+			`input[1]: a function_call needs its output (call_id "c9") later in the input`, 400},
+		{"output before its call", `{"input":[{"type":"function_call_output","call_id":"c9","output":"x"},{"type":"function_call","call_id":"c9","name":"get_weather","arguments":"{}"}],"custom_inputs":{"session_id":"existing"}}`,
+			`input[0]: a function_call_output needs its call`, 400},
+		{"reasoning at the end", `{"input":[{"role":"user","content":"hi"},{"type":"reasoning","id":"rs_1","summary":[]}],"custom_inputs":{"session_id":"existing"}}`,
+			`input[1]: a reasoning item must be followed by`, 400},
 		{"second item bad", `{"input":[{"role":"user","content":"ok"},true],"custom_inputs":{"session_id":"existing"}}`, "input[1]", 400},
 		{"bad item, new session", `{"input":[{"role":"user","content":"ok"},"x"],"custom_inputs":{"session_id":"fresh"}}`, "input[1]", 400},
 		{"empty session id", `{"input":[{"role":"user","content":"hi"}],"custom_inputs":{"session_id":""}}`, "session_id", 400},
@@ -658,7 +676,7 @@ func TestStorageUnreachable(t *testing.T) {
 type callLog struct {
 	mu    sync.Mutex
 	calls []string
-	fail  string // "GetItems", "Reply" or "AddItems": that call fails
+	fail  string // "GetItems", "Respond" or "AddItems": that call fails
 }
 
 func (l *callLog) record(op string, n int) error {
@@ -710,18 +728,18 @@ func (s loggedSession) ClearSession(ctx context.Context) error {
 	return s.Session.ClearSession(ctx)
 }
 
-// loggedModel records each Reply, with the number of items the model is
+// loggedModel records each Respond, with the number of items the model is
 // given, in a callLog.
 type loggedModel struct {
 	agent.Model
 	log *callLog
 }
 
-func (m loggedModel) Reply(ctx context.Context, items []json.RawMessage, onDelta func(string) error) (string, error) {
-	if err := m.log.record("Reply", len(items)); err != nil {
-		return "", err
+func (m loggedModel) Respond(ctx context.Context, req agent.Request) ([]agent.Item, error) {
+	if err := m.log.record("Respond", len(req.Items)); err != nil {
+		return nil, err
 	}
-	return m.Model.Reply(ctx, items, onDelta)
+	return m.Model.Respond(ctx, req)
 }
 
 // TestTurnStorageCalls checks the storage calls of a turn: one GetItems
@@ -761,13 +779,13 @@ func TestTurnStorageCalls(t *testing.T) {
 			if !turn("calls") {
 				t.Fatal("the first turn failed")
 			}
-			if got, want := calls.take(), "GetItems(5) Reply(2) AddItems(3)"; got != want {
+			if got, want := calls.take(), "GetItems(5) Respond(2) AddItems(3)"; got != want {
 				t.Errorf("first turn: calls %s, want %s", got, want)
 			}
 			if !turn("calls") {
 				t.Fatal("the second turn failed")
 			}
-			if got, want := calls.take(), "GetItems(5) Reply(5) AddItems(3)"; got != want {
+			if got, want := calls.take(), "GetItems(5) Respond(5) AddItems(3)"; got != want {
 				t.Errorf("second turn: calls %s, want %s", got, want)
 			}
 			_, wantMessages := e.counts(t)
@@ -775,8 +793,8 @@ func TestTurnStorageCalls(t *testing.T) {
 			// Six items of history now, of which the model sees five.
 			for _, c := range []struct{ fail, want string }{
 				{"GetItems", "GetItems(5)"},
-				{"Reply", "GetItems(5) Reply(7)"},
-				{"AddItems", "GetItems(5) Reply(7) AddItems(3)"},
+				{"Respond", "GetItems(5) Respond(7)"},
+				{"AddItems", "GetItems(5) Respond(7) AddItems(3)"},
 			} {
 				calls.fail = c.fail
 				if turn("calls") {

@@ -1,102 +1,103 @@
 package agent
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/openai/openai-go/v3/packages/param"
+	"github.com/openai/openai-go/v3/responses"
 )
 
-// message is the part of a Responses-API item that the models here read:
-// messages (with or without "type":"message"), function calls and their
-// outputs. Other fields and item types are left alone.
-type message struct {
-	Type      string          `json:"type"`
-	Role      string          `json:"role"`
-	Content   json.RawMessage `json:"content"`
-	CallID    string          `json:"call_id"`
-	Name      string          `json:"name"`
-	Arguments string          `json:"arguments"`
-	Output    json.RawMessage `json:"output"`
+// Item is one Responses-API item of a conversation, as openai-go types it.
+type Item = responses.ResponseInputItemUnionParam
+
+// messageText returns the role and the text of a message item: an easy
+// message ({"role":...,"content":...}), an input message or an assistant
+// output message. Text parts (input_text, output_text, refusal) are joined
+// with new lines; other parts are skipped. ok is false for other items.
+func messageText(item Item) (role, text string, ok bool) {
+	switch {
+	case item.OfMessage != nil:
+		m := item.OfMessage
+		if m.Content.OfString.Valid() {
+			return string(m.Role), m.Content.OfString.Value, true
+		}
+		return string(m.Role), inputText(m.Content.OfInputItemContentList), true
+	case item.OfInputMessage != nil:
+		return item.OfInputMessage.Role, inputText(item.OfInputMessage.Content), true
+	case item.OfOutputMessage != nil:
+		var texts []string
+		for _, c := range item.OfOutputMessage.Content {
+			switch {
+			case c.OfOutputText != nil:
+				texts = append(texts, c.OfOutputText.Text)
+			case c.OfRefusal != nil:
+				texts = append(texts, c.OfRefusal.Refusal)
+			}
+		}
+		return "assistant", strings.Join(texts, "\n"), true
+	}
+	return "", "", false
 }
 
-// parseMessage decodes item. An item it cannot decode reads as an item of an
-// unknown type, which the models skip.
-func parseMessage(item json.RawMessage) message {
-	var m message
-	if err := json.Unmarshal(item, &m); err != nil {
-		return message{Type: "unknown"}
-	}
-	return m
-}
-
-// isMessage reports whether m is a message: the easy form
-// {"role":...,"content":...} or {"type":"message",...}.
-func (m message) isMessage() bool {
-	return (m.Type == "" || m.Type == "message") && m.Role != ""
-}
-
-// text returns the text of a message's content, which is either a string or
-// an array of content parts (input_text, output_text, text, refusal); parts
-// are joined with new lines and parts without text are skipped.
-func (m message) text() string {
-	return contentText(m.Content)
-}
-
-func contentText(content json.RawMessage) string {
-	if len(content) == 0 {
-		return ""
-	}
-	var s string
-	if err := json.Unmarshal(content, &s); err == nil {
-		return s
-	}
-	var parts []struct {
-		Type    string `json:"type"`
-		Text    string `json:"text"`
-		Refusal string `json:"refusal"`
-	}
-	if err := json.Unmarshal(content, &parts); err != nil {
-		return ""
-	}
+func inputText(parts responses.ResponseInputMessageContentListParam) string {
 	var texts []string
 	for _, p := range parts {
-		switch p.Type {
-		case "input_text", "output_text", "text":
-			texts = append(texts, p.Text)
-		case "refusal":
-			texts = append(texts, p.Refusal)
+		if p.OfInputText != nil {
+			texts = append(texts, p.OfInputText.Text)
 		}
 	}
 	return strings.Join(texts, "\n")
 }
 
-// outputMessage is an assistant message in the Responses-API output form. It
-// is also a valid input item, so it is stored as it is sent.
-type outputMessage struct {
-	Type    string       `json:"type"`
-	ID      string       `json:"id"`
-	Role    string       `json:"role"`
-	Status  string       `json:"status"`
-	Content []outputText `json:"content"`
-}
-
-type outputText struct {
-	Type        string            `json:"type"`
-	Text        string            `json:"text"`
-	Annotations []json.RawMessage `json:"annotations"`
-}
-
-func newOutputMessage(id, text, status string) outputMessage {
-	content := []outputText{}
-	if status == "completed" {
-		content = append(content, newOutputText(text))
+// functionOutputText returns the text of a function call's output: the
+// string, or the text parts of a list joined with new lines.
+func functionOutputText(o *responses.ResponseInputItemFunctionCallOutputParam) string {
+	if o.Output.OfString.Valid() {
+		return o.Output.OfString.Value
 	}
-	return outputMessage{Type: "message", ID: id, Role: "assistant", Status: status, Content: content}
+	var texts []string
+	for _, p := range o.Output.OfResponseFunctionCallOutputItemArray {
+		if p.OfInputText != nil {
+			texts = append(texts, p.OfInputText.Text)
+		}
+	}
+	return strings.Join(texts, "\n")
 }
 
-func newOutputText(text string) outputText {
-	return outputText{Type: "output_text", Text: text, Annotations: []json.RawMessage{}}
+// AssistantMessage returns an assistant output message item holding text,
+// as a Model returns its reply. Its id is left for the handler to set.
+func AssistantMessage(text string) Item {
+	return Item{OfOutputMessage: &responses.ResponseOutputMessageParam{
+		Status: responses.ResponseOutputMessageStatusCompleted,
+		Content: []responses.ResponseOutputMessageContentUnionParam{{
+			OfOutputText: &responses.ResponseOutputTextParam{
+				Text:        text,
+				Annotations: []responses.ResponseOutputTextAnnotationUnionParam{},
+			},
+		}},
+	}}
+}
+
+// FunctionCall returns a function_call item, as a Model returns a call of
+// one of its tools: callID pairs it with its output, arguments is a JSON
+// object as text. Its id is left for the handler to set.
+func FunctionCall(callID, name, arguments string) Item {
+	return Item{OfFunctionCall: &responses.ResponseFunctionToolCallParam{
+		CallID:    callID,
+		Name:      name,
+		Arguments: arguments,
+		Status:    responses.ResponseFunctionToolCallStatusCompleted,
+	}}
+}
+
+// functionCallOutput returns the function_call_output item that answers
+// the call callID with output.
+func functionCallOutput(callID, output string) Item {
+	return Item{OfFunctionCallOutput: &responses.ResponseInputItemFunctionCallOutputParam{
+		CallID: param.NewOpt(callID),
+		Output: responses.ResponseInputItemFunctionCallOutputOutputUnionParam{OfString: param.NewOpt(output)},
+	}}
 }
 
 // newID returns a new identifier with the given prefix, such as "msg_".

@@ -2,24 +2,26 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // OpenAIModel answers through the Chat Completions API of any
 // OpenAI-compatible endpoint: OpenAI itself, a Databricks model serving
 // endpoint (base URL https://<workspace-host>/serving-endpoints, a Databricks
 // token as the API key, the serving endpoint's name as the model), vLLM,
-// Ollama and the like.
+// Ollama and the like. Chat Completions is what every one of them serves.
 //
 // The conversation's items are sent as chat messages: messages keep their
-// role and their text, function calls (from an agent with tools sharing the
-// session) become assistant tool calls and their outputs tool messages;
-// other item types, and content that is not text, are left out.
+// role and their text, function calls become the tool calls of an assistant
+// message and their outputs tool messages; other item types, and content
+// that is not text, are left out. The tools of the request are offered as
+// function tools, and the tool calls of the completion come back as
+// function_call items (after the assistant's text, when it has any).
 type OpenAIModel struct {
 	client       openai.Client
 	model        string
@@ -66,32 +68,37 @@ func NewOpenAIModel(cfg OpenAIConfig) (*OpenAIModel, error) {
 // Name implements Model.
 func (m *OpenAIModel) Name() string { return m.model }
 
-// Reply implements Model. It streams the completion when onDelta is not nil.
-func (m *OpenAIModel) Reply(ctx context.Context, items []json.RawMessage, onDelta func(string) error) (string, error) {
+// Respond implements Model. It streams the completion when req.OnDelta is
+// not nil.
+func (m *OpenAIModel) Respond(ctx context.Context, req Request) ([]Item, error) {
 	params := openai.ChatCompletionNewParams{
 		Model:    m.model,
-		Messages: chatMessages(m.instructions, items),
+		Messages: chatMessages(m.instructions, req.Items),
 	}
-	if onDelta == nil {
+	for _, t := range req.Tools {
+		fn := shared.FunctionDefinitionParam{Name: t.Name, Parameters: shared.FunctionParameters(t.Parameters)}
+		if t.Description != "" {
+			fn.Description = openai.String(t.Description)
+		}
+		params.Tools = append(params.Tools, openai.ChatCompletionFunctionTool(fn))
+	}
+	if req.OnDelta == nil {
 		c, err := m.client.Chat.Completions.New(ctx, params)
 		if err != nil {
-			return "", fmt.Errorf("chat completion: %w", err)
+			return nil, fmt.Errorf("chat completion: %w", err)
 		}
 		if len(c.Choices) == 0 {
-			return "", errors.New("chat completion: the endpoint returned no choices")
+			return nil, errors.New("chat completion: the endpoint returned no choices")
 		}
-		msg := c.Choices[0].Message
-		if msg.Content == "" && msg.Refusal != "" {
-			return msg.Refusal, nil
-		}
-		return msg.Content, nil
+		return completionItems(c.Choices[0].Message), nil
 	}
 
 	stream := m.client.Chat.Completions.NewStreaming(ctx, params)
 	defer stream.Close()
-	var text []byte
+	var acc openai.ChatCompletionAccumulator
 	for stream.Next() {
 		chunk := stream.Current()
+		acc.AddChunk(chunk)
 		if len(chunk.Choices) == 0 {
 			continue
 		}
@@ -103,94 +110,94 @@ func (m *OpenAIModel) Reply(ctx context.Context, items []json.RawMessage, onDelt
 		if piece == "" {
 			continue
 		}
-		text = append(text, piece...)
-		if err := onDelta(piece); err != nil {
-			return "", err
+		if err := req.OnDelta(piece); err != nil {
+			return nil, err
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return "", fmt.Errorf("chat completion stream: %w", err)
+		return nil, fmt.Errorf("chat completion stream: %w", err)
 	}
-	return string(text), nil
+	if len(acc.Choices) == 0 {
+		return nil, errors.New("chat completion stream: the endpoint returned no choices")
+	}
+	return completionItems(acc.Choices[0].Message), nil
+}
+
+// completionItems returns the items of a completion's message: the
+// assistant's text (or refusal), when it has any or calls no tool, then a
+// function_call item per function tool call.
+func completionItems(msg openai.ChatCompletionMessage) []Item {
+	text := msg.Content
+	if text == "" {
+		text = msg.Refusal
+	}
+	var items []Item
+	var calls []Item
+	for _, tc := range msg.ToolCalls {
+		if tc.Type == "function" || tc.Type == "" {
+			calls = append(calls, FunctionCall(tc.ID, tc.Function.Name, tc.Function.Arguments))
+		}
+	}
+	if text != "" || len(calls) == 0 {
+		items = append(items, AssistantMessage(text))
+	}
+	return append(items, calls...)
 }
 
 // chatMessages converts Responses-API items into chat messages.
-func chatMessages(instructions string, items []json.RawMessage) []openai.ChatCompletionMessageParamUnion {
+func chatMessages(instructions string, items []Item) []openai.ChatCompletionMessageParamUnion {
 	var msgs []openai.ChatCompletionMessageParamUnion
 	if instructions != "" {
 		msgs = append(msgs, openai.SystemMessage(instructions))
 	}
-	// pending collects consecutive function calls into one assistant
-	// message, as chat completions expect.
-	var pending []openai.ChatCompletionMessageToolCallUnionParam
-	flush := func() {
-		if len(pending) > 0 {
-			msgs = append(msgs, openai.ChatCompletionMessageParamUnion{
-				OfAssistant: &openai.ChatCompletionAssistantMessageParam{ToolCalls: pending},
-			})
-			pending = nil
-		}
-	}
-	// A history window (Handler.HistoryLimit) may cut a function call from
-	// its output; chat completions refuse either half alone, so both are
-	// left out then.
-	parsed := make([]message, len(items))
-	calls, outputs := map[string]bool{}, map[string]bool{}
-	for i, raw := range items {
-		parsed[i] = parseMessage(raw)
-		switch parsed[i].Type {
-		case "function_call":
-			calls[parsed[i].CallID] = true
-		case "function_call_output":
-			outputs[parsed[i].CallID] = true
-		}
-	}
-	for _, m := range parsed {
+	// prev says that the item before was an assistant message or a call:
+	// the calls of one model response, and the text before them, are one
+	// assistant message in chat completions.
+	prev := false
+	for _, it := range items {
 		switch {
-		case m.Type == "function_call" && !outputs[m.CallID],
-			m.Type == "function_call_output" && !calls[m.CallID]:
-			continue
-		case m.Type == "function_call":
-			pending = append(pending, openai.ChatCompletionMessageToolCallUnionParam{
+		case it.OfFunctionCall != nil:
+			call := openai.ChatCompletionMessageToolCallUnionParam{
 				OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
-					ID: m.CallID,
+					ID: it.OfFunctionCall.CallID,
 					Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{
-						Name: m.Name, Arguments: m.Arguments,
+						Name: it.OfFunctionCall.Name, Arguments: it.OfFunctionCall.Arguments,
 					},
 				},
+			}
+			if n := len(msgs); prev && msgs[n-1].OfAssistant != nil {
+				msgs[n-1].OfAssistant.ToolCalls = append(msgs[n-1].OfAssistant.ToolCalls, call)
+				continue
+			}
+			msgs = append(msgs, openai.ChatCompletionMessageParamUnion{
+				OfAssistant: &openai.ChatCompletionAssistantMessageParam{
+					ToolCalls: []openai.ChatCompletionMessageToolCallUnionParam{call},
+				},
 			})
+			prev = true
 			continue
-		case m.Type == "function_call_output":
-			flush()
-			msgs = append(msgs, openai.ToolMessage(functionOutputText(m.Output), m.CallID))
-		case m.isMessage():
-			flush()
-			text := m.text()
-			switch m.Role {
+		case it.OfFunctionCallOutput != nil:
+			o := it.OfFunctionCallOutput
+			msgs = append(msgs, openai.ToolMessage(functionOutputText(o), o.CallID.Value))
+		default:
+			role, text, ok := messageText(it)
+			if !ok {
+				break
+			}
+			switch role {
 			case "user":
 				msgs = append(msgs, openai.UserMessage(text))
 			case "assistant":
 				msgs = append(msgs, openai.AssistantMessage(text))
+				prev = true
+				continue
 			case "system":
 				msgs = append(msgs, openai.SystemMessage(text))
 			case "developer":
 				msgs = append(msgs, openai.DeveloperMessage(text))
 			}
 		}
+		prev = false
 	}
-	flush()
 	return msgs
-}
-
-// functionOutputText returns the text of a function call's output, which is
-// a string or an array of content parts.
-func functionOutputText(output json.RawMessage) string {
-	var s string
-	if err := json.Unmarshal(output, &s); err == nil {
-		return s
-	}
-	if t := contentText(output); t != "" {
-		return t
-	}
-	return string(output)
 }

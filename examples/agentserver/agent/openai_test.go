@@ -28,14 +28,26 @@ type chatMessage struct {
 	} `json:"tool_calls"`
 }
 
-// fakeOpenAI is an OpenAI-compatible chat completions endpoint. Its reply
-// says how many messages it was sent and quotes the last one; a last
-// message "fail" is answered with 500.
+// chatTool is a tool offered to the fake endpoint.
+type chatTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name       string         `json:"name"`
+		Parameters map[string]any `json:"parameters"`
+	} `json:"function"`
+}
+
+// fakeOpenAI is an OpenAI-compatible chat completions endpoint. Asked about
+// the weather with a get_weather tool offered, it says "Let me look that
+// up." and calls get_weather({"city":"SF"}); given a tool message last, it
+// quotes it; otherwise its reply says how many messages it was sent and
+// quotes the last one. A last message "fail" is answered with 500.
 type fakeOpenAI struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
 	requests [][]chatMessage
+	tools    [][]chatTool
 }
 
 func newFakeOpenAI(t *testing.T) *fakeOpenAI {
@@ -52,6 +64,7 @@ func newFakeOpenAI(t *testing.T) *fakeOpenAI {
 		var req struct {
 			Model    string        `json:"model"`
 			Messages []chatMessage `json:"messages"`
+			Tools    []chatTool    `json:"tools"`
 			Stream   bool          `json:"stream"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != "test-model" {
@@ -60,6 +73,7 @@ func newFakeOpenAI(t *testing.T) *fakeOpenAI {
 		}
 		f.mu.Lock()
 		f.requests = append(f.requests, req.Messages)
+		f.tools = append(f.tools, req.Tools)
 		f.mu.Unlock()
 		last := req.Messages[len(req.Messages)-1]
 		if last.Content == "fail" {
@@ -69,14 +83,35 @@ func newFakeOpenAI(t *testing.T) *fakeOpenAI {
 			return
 		}
 		reply := fmt.Sprintf("I was sent %d messages; the last: %v", len(req.Messages), last.Content)
+		var callWeather bool
+		switch {
+		case last.Role == "tool":
+			reply = fmt.Sprintf("The tool said: %v", last.Content)
+		case last.Role == "user" && strings.Contains(fmt.Sprint(last.Content), "weather"):
+			for _, t := range req.Tools {
+				callWeather = callWeather || (t.Type == "function" && t.Function.Name == "get_weather")
+			}
+			if callWeather {
+				reply = "Let me look that up."
+			}
+		}
+		const callID, args = "call_fake", `{"city":"SF"}`
+		finish := "stop"
+		if callWeather {
+			finish = "tool_calls"
+		}
 		if !req.Stream {
+			msg := map[string]any{"role": "assistant", "content": reply}
+			if callWeather {
+				msg["tool_calls"] = []any{map[string]any{
+					"id": callID, "type": "function",
+					"function": map[string]any{"name": "get_weather", "arguments": args},
+				}}
+			}
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(map[string]any{
 				"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": req.Model,
-				"choices": []any{map[string]any{
-					"index": 0, "finish_reason": "stop",
-					"message": map[string]any{"role": "assistant", "content": reply},
-				}},
+				"choices": []any{map[string]any{"index": 0, "finish_reason": finish, "message": msg}},
 			})
 			return
 		}
@@ -93,7 +128,19 @@ func newFakeOpenAI(t *testing.T) *fakeOpenAI {
 		for _, word := range strings.SplitAfter(reply, " ") {
 			chunk(map[string]any{"content": word}, nil)
 		}
-		chunk(map[string]any{}, "stop")
+		if callWeather {
+			// The call in pieces, as endpoints stream it.
+			chunk(map[string]any{"tool_calls": []any{map[string]any{
+				"index": 0, "id": callID, "type": "function",
+				"function": map[string]any{"name": "get_weather", "arguments": ""},
+			}}}, nil)
+			for _, piece := range []string{args[:8], args[8:]} {
+				chunk(map[string]any{"tool_calls": []any{map[string]any{
+					"index": 0, "function": map[string]any{"arguments": piece},
+				}}}, nil)
+			}
+		}
+		chunk(map[string]any{}, finish)
 		fmt.Fprint(w, "data: [DONE]\n\n")
 	}))
 	t.Cleanup(f.srv.Close)
@@ -108,6 +155,15 @@ func (f *fakeOpenAI) lastRequest(t *testing.T) []chatMessage {
 		t.Fatal("the model endpoint was not called")
 	}
 	return f.requests[len(f.requests)-1]
+}
+
+// take returns the messages and tools of the requests since the last take.
+func (f *fakeOpenAI) take() ([][]chatMessage, [][]chatTool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, tl := f.requests, f.tools
+	f.requests, f.tools = nil, nil
+	return r, tl
 }
 
 func (f *fakeOpenAI) model(t *testing.T) *agent.OpenAIModel {
@@ -184,13 +240,14 @@ func TestOpenAIModelThroughHandler(t *testing.T) {
 	}
 
 	// Function calls from an agent with tools sharing the session become tool
-	// calls and tool messages.
+	// calls and tool messages; the reasoning item that led to them is left
+	// out.
 	status, _, body := e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[
+		{"type":"reasoning","id":"rs_1","summary":[]},
 		{"type":"function_call","call_id":"c1","name":"weather","arguments":"{\"city\":\"SF\"}"},
 		{"type":"function_call","call_id":"c2","name":"time","arguments":"{}"},
 		{"type":"function_call_output","call_id":"c1","output":"foggy"},
-		{"type":"function_call_output","call_id":"c2","output":"noon"},
-		{"type":"reasoning","summary":[]},
+		{"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"noon"}]},
 		{"role":"user","content":[{"type":"input_text","text":"Summarize."}]}]}`)
 	if status != http.StatusOK {
 		t.Fatalf("tool turn: %d %s", status, body)
@@ -201,23 +258,22 @@ func TestOpenAIModelThroughHandler(t *testing.T) {
 	}
 	calls := msgs[5]
 	if len(calls.ToolCalls) != 2 || calls.ToolCalls[0].ID != "c1" || calls.ToolCalls[0].Function.Name != "weather" ||
-		calls.ToolCalls[0].Function.Arguments != `{"city":"SF"}` || calls.ToolCalls[1].ID != "c2" {
+		calls.ToolCalls[0].Function.Arguments != `{"city":"SF"}` || calls.ToolCalls[1].ID != "c2" || calls.Content != nil {
 		t.Errorf("tool calls %+v", calls)
 	}
-	if msgs[6].ToolCallID != "c1" || msgs[6].Content != "foggy" || msgs[7].ToolCallID != "c2" || msgs[8].Content != "Summarize." {
+	if msgs[6].ToolCallID != "c1" || msgs[6].Content != "foggy" || msgs[7].ToolCallID != "c2" || msgs[7].Content != "noon" ||
+		msgs[8].Content != "Summarize." {
 		t.Errorf("tool messages %+v", msgs[6:])
 	}
 	if n := len(e.items(t, sid)); n != 4+7 {
 		t.Errorf("stored %d items after the tool turn, want 11", n)
 	}
 
-	// A history window that starts between a call and its output leaves the
-	// orphaned half out, as does a call without output in the input:
-	// chat completions refuse them.
-	e.h.HistoryLimit = 6 // fc c2, out c1, out c2, reasoning, user, assistant
-	status, _, body = e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[
-		{"type":"function_call","call_id":"c3","name":"weather","arguments":"{}"},
-		{"role":"user","content":"And now?"}]}`)
+	// A history window that starts between a call and its output is
+	// repaired: the output whose call is cut off is left out, and the pair
+	// after it kept.
+	e.h.HistoryLimit = 5 // fc c2, out c1, out c2, user, assistant
+	status, _, body = e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[{"role":"user","content":"And now?"}]}`)
 	if status != http.StatusOK {
 		t.Fatalf("windowed turn: %d %s", status, body)
 	}
@@ -227,6 +283,105 @@ func TestOpenAIModelThroughHandler(t *testing.T) {
 	}
 	if len(msgs[1].ToolCalls) != 1 || msgs[1].ToolCalls[0].ID != "c2" || msgs[2].ToolCallID != "c2" {
 		t.Errorf("windowed turn kept %+v, %+v; want only the c2 pair", msgs[1], msgs[2])
+	}
+}
+
+// TestOpenAIModelToolRoundTrip: the model gets get_weather as a function
+// tool, calls it, and answers from its output, streamed or not.
+func TestOpenAIModelToolRoundTrip(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			fake := newFakeOpenAI(t)
+			e := newTestEnv(t, fake.model(t))
+			sid := e.turn(t, "", "Hello I live in SF!").CustomOutputs.SessionID
+			fake.take()
+
+			status, _, body := e.post(t, requestBody(t, sid, "What's the weather where I live?", stream))
+			if status != http.StatusOK {
+				t.Fatalf("%d %s", status, body)
+			}
+			var r response
+			if !stream {
+				if err := json.Unmarshal(body, &r); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				events := readEvents(t, body)
+				var names []string
+				for _, ev := range events {
+					name := ev.name
+					if raw, ok := ev.data["output_index"]; ok {
+						name += "[" + string(raw) + "]"
+					}
+					if len(names) > 0 && names[len(names)-1] == name && strings.HasSuffix(ev.name, ".delta") {
+						continue
+					}
+					names = append(names, name)
+				}
+				want := []string{
+					"response.created", "response.in_progress",
+					// The text before the call, streamed and ended before the call.
+					"response.output_item.added[0]", "response.content_part.added[0]", "response.output_text.delta[0]",
+					"response.output_text.done[0]", "response.content_part.done[0]", "response.output_item.done[0]",
+					"response.output_item.added[1]", "response.function_call_arguments.delta[1]",
+					"response.function_call_arguments.done[1]", "response.output_item.done[1]",
+					"response.output_item.added[2]", "response.output_item.done[2]",
+					"response.output_item.added[3]", "response.content_part.added[3]", "response.output_text.delta[3]",
+					"response.output_text.done[3]", "response.content_part.done[3]", "response.output_item.done[3]",
+					"response.completed",
+				}
+				if strings.Join(names, " ") != strings.Join(want, " ") {
+					t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
+				}
+				if err := json.Unmarshal(events[len(events)-1].data["response"], &r); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			if got := kinds(t, r.Output); got != "message,function_call,function_call_output,message" {
+				t.Fatalf("output %s", got)
+			}
+			call, out := head(t, r.Output[1]), head(t, r.Output[2])
+			if outputText(t, r.Output[0]) != "Let me look that up." || call.CallID != "call_fake" || call.Name != "get_weather" ||
+				call.Arguments != `{"city":"SF"}` || out.CallID != "call_fake" {
+				t.Errorf("output %s", r.Output)
+			}
+			final := outputText(t, r.Output[3])
+			if !strings.HasPrefix(final, "The tool said: ") || !strings.Contains(final, `"sky":"fog"`) {
+				t.Errorf("final answer %q", final)
+			}
+
+			reqs, tools := fake.take()
+			if len(reqs) != 2 {
+				t.Fatalf("%d requests to the endpoint, want 2", len(reqs))
+			}
+			for i, tl := range tools {
+				if len(tl) != 1 || tl[0].Type != "function" || tl[0].Function.Name != "get_weather" ||
+					tl[0].Function.Parameters["type"] != "object" {
+					t.Errorf("request %d offered the tools %+v", i, tl)
+				}
+			}
+			second := reqs[1]
+			if got := roles(second); got != "system,user,assistant,user,assistant,tool" {
+				t.Fatalf("second request roles %s", got)
+			}
+			asst, tool := second[4], second[5]
+			if asst.Content != "Let me look that up." || len(asst.ToolCalls) != 1 || asst.ToolCalls[0].ID != "call_fake" ||
+				asst.ToolCalls[0].Function.Arguments != `{"city":"SF"}` || tool.ToolCallID != "call_fake" ||
+				!strings.Contains(fmt.Sprint(tool.Content), `"sky":"fog"`) {
+				t.Errorf("second request: %+v, %+v", asst, tool)
+			}
+
+			stored := e.items(t, sid)
+			if got := kinds(t, stored); got != "message,message,message,message,function_call,function_call_output,message" {
+				t.Errorf("stored %s", got)
+			}
+			for i, raw := range r.Output {
+				if !sameJSON(t, string(stored[3+i]), string(raw)) {
+					t.Errorf("stored %s, answered %s", stored[3+i], raw)
+				}
+			}
+		})
 	}
 }
 
