@@ -61,6 +61,7 @@ var (
 // Close, as its goroutine ends by itself within those bounds.
 type Source struct {
 	host     string
+	pooled   string // the endpoint's pooled host; "" when none
 	user     string
 	database string
 	target   string // `instance "name"` or `endpoint "projects/..."`
@@ -384,15 +385,20 @@ func (s *Source) useEndpoint(w *databricks.WorkspaceClient, ep *postgres.Endpoin
 	if ep.Status != nil && ep.Status.Disabled {
 		return configErr(nil, fmt.Sprintf("endpoint %q is disabled: enable it, or pick another endpoint", ep.Name))
 	}
-	host := ""
+	host, pooled := "", ""
 	if ep.Status != nil && ep.Status.Hosts != nil {
 		host = ep.Status.Hosts.Host
+		pooled = ep.Status.Hosts.ReadWritePooledHost
+		if endpointType(ep) == postgres.EndpointTypeEndpointTypeReadOnly {
+			pooled = ep.Status.Hosts.ReadOnlyPooledHost
+		}
 	}
 	if host == "" {
 		return configErr(nil, fmt.Sprintf("endpoint %q has no host (status.hosts.host is empty): wait until it is ready, then try again", ep.Name))
 	}
 	name := ep.Name
 	s.host = host
+	s.pooled = pooled
 	s.target = fmt.Sprintf("endpoint %q", name)
 	s.mint = func(ctx context.Context) (mintResult, error) {
 		cred, err := w.Postgres.GenerateDatabaseCredential(ctx, postgres.GenerateDatabaseCredentialRequest{Endpoint: name})
@@ -410,6 +416,13 @@ func (s *Source) useEndpoint(w *databricks.WorkspaceClient, ep *postgres.Endpoin
 
 // Host returns the hostname to connect to.
 func (s *Source) Host() string { return s.host }
+
+// PooledHost returns the hostname of the connection pooler in front of the
+// database (PgBouncer in transaction mode), as the API reports it for an
+// autoscaling endpoint: read_write_pooled_host (read_only_pooled_host for a
+// READ_ONLY endpoint). It is "" when there is none, and for a provisioned
+// instance. connector.WithPooledHost connects to it.
+func (s *Source) PooledHost() string { return s.pooled }
 
 // User returns the PostgreSQL role to log in as.
 func (s *Source) User() string { return s.user }

@@ -106,6 +106,11 @@ type Endpoint struct {
 	Type string
 	// Host is what the API reports as status.hosts.host; may be empty.
 	Host string
+	// PooledHost is what the API reports as the endpoint's pooled host:
+	// status.hosts.read_write_pooled_host for a READ_WRITE endpoint,
+	// status.hosts.read_only_pooled_host for a READ_ONLY one. Empty means
+	// none.
+	PooledHost string
 	// Disabled is reported as status.disabled.
 	Disabled bool
 }
@@ -680,8 +685,19 @@ func endpointJSON(ep Endpoint) map[string]any {
 		status["disabled"] = true
 		status["current_state"] = "IDLE"
 	}
-	if ep.Host != "" {
-		status["hosts"] = map[string]any{"host": ep.Host}
+	if ep.Host != "" || ep.PooledHost != "" {
+		hosts := map[string]any{}
+		if ep.Host != "" {
+			hosts["host"] = ep.Host
+		}
+		if ep.PooledHost != "" {
+			if ep.Type == EndpointReadOnly {
+				hosts["read_only_pooled_host"] = ep.PooledHost
+			} else {
+				hosts["read_write_pooled_host"] = ep.PooledHost
+			}
+		}
+		status["hosts"] = hosts
 	}
 	return map[string]any{
 		"name":        ep.Name,
