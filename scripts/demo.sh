@@ -3,9 +3,11 @@
 # directory. It builds the server and the demo client, starts the server on a
 # free 127.0.0.1 port, sends the two requests of the Databricks agent
 # template ("Hello I live in SF!", then "What city did I say I live in?" in
-# the same session), prints both answers and the stored rows, and stops the
-# server. It exits non-zero if any step fails. No database server, network
-# service or credentials are needed.
+# the same session) and a third, "What's the weather where I live?", for
+# which the agent calls its get_weather tool (fixed demo data) for SF; it
+# prints the answers, the tool call and its output, and the stored rows (one
+# batch per turn), and stops the server. It exits non-zero if any step
+# fails. No database server, network service or credentials are needed.
 set -euo pipefail
 cd "$(dirname "$0")/../examples"
 

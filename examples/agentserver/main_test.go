@@ -114,8 +114,12 @@ func TestRunSQLiteDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if n := countRows(t, db, res.SessionID); n != 4 {
-		t.Errorf("%d rows in the SQLite file after the server stopped, want 4", n)
+	rows, err := demo.PrintRows(context.Background(), db, res.SessionID, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.CheckTurns(rows, res, io.Discard); err != nil {
+		t.Errorf("the SQLite file after the server stopped: %v", err)
 	}
 }
 
@@ -137,8 +141,12 @@ func TestRunPostgres(t *testing.T) {
 	}
 	db := bun.NewDB(connector.OpenDB(c), pgdialect.New())
 	defer db.Close()
-	if n := countRows(t, db, res.SessionID); n != 4 {
-		t.Errorf("%d rows in PostgreSQL, want 4", n)
+	rows, err := demo.PrintRows(context.Background(), db, res.SessionID, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := demo.CheckTurns(rows, res, io.Discard); err != nil {
+		t.Errorf("PostgreSQL: %v", err)
 	}
 }
 
@@ -302,7 +310,7 @@ func TestRunDatabricksServingEndpoint(t *testing.T) {
 	s.stop(t)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(auths) != 2 || auths[0] != "Bearer dapi-serving-test" {
-		t.Errorf("the serving endpoint was called with %q, want twice with the Databricks token", auths)
+	if len(auths) != 3 || auths[0] != "Bearer dapi-serving-test" {
+		t.Errorf("the serving endpoint was called with %q, want three times with the Databricks token", auths)
 	}
 }

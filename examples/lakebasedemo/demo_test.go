@@ -49,6 +49,7 @@ func TestLakebaseDemo(t *testing.T) {
 	srv := httptest.NewServer(&agent.Handler{
 		Sessions: func(id string) lakesession.Session { return st.Store.Session(id) },
 		Model:    agent.OfflineModel{},
+		Tools:    []agent.Tool{agent.WeatherTool()},
 		Logger:   slog.New(slog.NewTextHandler(out, nil)),
 	})
 	defer srv.Close()
@@ -57,12 +58,12 @@ func TestLakebaseDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := demo.PrintRows(ctx, st.DB, res.SessionID, out)
+	rows, err := demo.PrintRows(ctx, st.DB, res.SessionID, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 {
-		t.Errorf("%d rows stored, want 4", n)
+	if err := demo.CheckTurns(rows, res, out); err != nil {
+		t.Error(err)
 	}
 
 	// What happened underneath: tokens minted by the control plane, and
@@ -98,5 +99,5 @@ func TestLakebaseDemo(t *testing.T) {
 		t.Errorf("agent_messages is owned by %q, want the Lakebase role %q", owner, lb.Role)
 	}
 	fmt.Fprintf(out, "the session tables were created by %s\n", owner)
-	fmt.Fprintf(out, "\ndemo-lakebase OK: the second answer recalled SF from session %s\n", res.SessionID)
+	fmt.Fprintf(out, "\ndemo-lakebase OK: session %s: the second answer recalled SF, the third called get_weather for SF, each turn one batch\n", res.SessionID)
 }

@@ -20,6 +20,7 @@
 //
 //	go test -count=1 -v -run '^TestLakebaseDemo$' ./lakebasedemo
 //
-// printing both answers, the stored rows, the tokens minted and the
-// connections they opened.
+// printing the three answers (the third from the get_weather tool), the
+// stored rows with their ids and created_at (one batch per turn), the tokens
+// minted and the connections they opened.
 package lakebasedemo

@@ -36,8 +36,13 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"model=offline-demo-model",
 		"assistant: [offline demo model] You said you live in SF.",
+		`tool call: get_weather({"city":"SF"})`,
+		`tool out:  {"city":"SF","sky":"fog","temperature_c":16,"source":"fixed demo table, not a forecast"}`,
+		"assistant: [offline demo model] You said you live in SF. get_weather says: fog, 16 °C in SF",
 		"--- agent_messages",
-		`{"role":"user","content":"What city did I say I live in?"}`,
+		`"content":"What city did I say I live in?"`,
+		"turn 3: ids 5-8, created_at ",
+		": message, function_call, function_call_output, message\n",
 		"msg=stopped",
 		"demo OK",
 	} {
