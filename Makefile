@@ -1,4 +1,4 @@
-# make demo           the agent server example on an embedded SQLite file: two requests, the answers, the stored rows
+# make demo           the agent server example on an embedded SQLite file: three requests (one calls a tool), the answers, the stored rows
 # make demo-lakebase  the same conversation through the Lakebase code path, offline (fake control plane, local PostgreSQL)
 # make test           go vet and go test -race for everything, on a throwaway PostgreSQL
 # make bench-scale    the store and a retention prune on 10 million items (10 to 30 minutes; not part of make test)

@@ -9,7 +9,14 @@
 //	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"Hello I live in SF!"}]}'
 //	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"What city did I say I live in?"}],
 //	    "custom_inputs":{"session_id":"<custom_outputs.session_id of the first answer>"}}'
+//	curl -s localhost:8000/invocations -d '{"input":[{"role":"user","content":"What'"'"'s the weather where I live?"}],
+//	    "custom_inputs":{"session_id":"<the same id>"}}'
 //	curl -sN localhost:8000/invocations -d '{"input":[{"role":"user","content":"Hello!"}],"stream":true}'
+//
+// The agent has one tool, get_weather(city), answered from a fixed table of
+// demo data (SF, Paris, Lisbon, London, New York, Berlin, Tokyo). The third
+// request above makes the model call it for the city the history names; the
+// turn's question, call, tool output and answer are stored as one batch.
 //
 // SIGINT or SIGTERM stop it gracefully: requests in flight are finished
 // (for up to 30 seconds), then the database is closed.
@@ -17,7 +24,8 @@
 // # Flags and environment
 //
 //	-addr           listen address; default $ADDR, else :$DATABRICKS_APP_PORT, else 127.0.0.1:8000
-//	-history-limit  how many of the latest history items the model sees; default $HISTORY_LIMIT, else all
+//	-history-limit  how many of the latest history items are read for the model; default $HISTORY_LIMIT, else all
+//	                (a tool output whose call the window cuts off is left out)
 //
 // Storage (see package storage): SQLITE_PATH (default agentserver.db),
 // DATABASE_URL for PostgreSQL, or LAKEBASE_INSTANCE_NAME (name or hostname),
@@ -25,8 +33,8 @@
 // authenticated with the Databricks SDK's usual DATABRICKS_* variables.
 //
 // Model: OPENAI_BASE_URL, OPENAI_API_KEY and OPENAI_MODEL select any
-// OpenAI-compatible chat completions endpoint; AGENT_INSTRUCTIONS is sent as
-// its system message. A Databricks model serving endpoint is one of them:
+// OpenAI-compatible chat completions endpoint, which gets get_weather as a
+// function tool; AGENT_INSTRUCTIONS is sent as its system message. A Databricks model serving endpoint is one of them:
 //
 //	OPENAI_BASE_URL=https://<workspace-host>/serving-endpoints
 //	OPENAI_API_KEY=<a Databricks token>
@@ -38,6 +46,7 @@
 //	DATABRICKS_SERVING_ENDPOINT=<serving endpoint name>
 //
 // With none of them set, the server uses a small offline model that is not a
-// language model: it says so in every reply, and only recalls where the user
-// said they live and their name, from the session's history.
+// language model: it says so in every reply, only recalls where the user
+// said they live and their name, from the session's history, and calls
+// get_weather when asked about the weather.
 package main
