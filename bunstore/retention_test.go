@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,11 +311,14 @@ func TestDeleteSessionsBatches(t *testing.T) {
 }
 
 // While a prune with small batches runs, writers keep adding batches to
-// the old sessions. Afterwards every session has either all its old items
-// (it was written before the prune reached it, and kept) or none of them
-// (removed whole, then started afresh by later writes, with a new
-// created_at); every batch a writer stored is there, whole and in order;
-// and the prune's counts are those of the removed sessions.
+// the old sessions: after each batch of the prune, a few writes to random
+// sessions are let through, and the next batch starts once they have
+// begun, so that they race with it.
+// Afterwards every session has either all its old items (it was written
+// before the prune reached it, and kept) or none of them (removed whole,
+// then started afresh by later writes, with a new created_at); every batch
+// a writer stored is there, whole and in order; and the prune's counts are
+// those of the removed sessions.
 func TestPruneWhileWriting(t *testing.T) {
 	eachBackend(t, func(t *testing.T, db *bun.DB) {
 		st := newRetStore(t, db)
@@ -325,48 +327,39 @@ func TestPruneWhileWriting(t *testing.T) {
 			sessions = 150
 			oldItems = 4
 			writers  = 8
+			perBatch = 4 // writes let through after each batch of the prune
 		)
 		seedOld(t, db, "s", sessions, oldItems)
 		deletes := watchDeletes(t, db)
 		start := time.Now()
+		db.DB.SetMaxIdleConns(writers + 2) // no new connection for each burst of writes
 
 		var (
 			mu       sync.Mutex
 			stored   = map[string][]string{} // session -> tags of its stored batches
-			pruning  atomic.Bool
-			during   atomic.Int64 // writes that began while the prune ran
+			tokens   = make(chan struct{}, sessions*perBatch)
+			started  = make(chan struct{}, sessions*perBatch)
 			stop     = make(chan struct{})
-			warm     sync.WaitGroup
 			wg       sync.WaitGroup
 			writeErr = make(chan error, writers)
 		)
-		warm.Add(writers)
 		for w := range writers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(uint64(w), 1))
 				for n := 0; ; n++ {
-					if n == 3 {
-						warm.Done()
-					}
 					select {
 					case <-stop:
-						if n < 3 {
-							warm.Done()
-						}
 						return
-					default:
+					case <-tokens:
 					}
+					started <- struct{}{}
 					id := fmt.Sprintf("s%d", r.IntN(sessions))
 					tag := fmt.Sprintf("w%d-%d", w, n)
-					p := pruning.Load()
 					if err := st.Session(id).AddItems(ctx, batch(tag, 3)); err != nil {
 						writeErr <- err
 						return
-					}
-					if p || pruning.Load() {
-						during.Add(1)
 					}
 					mu.Lock()
 					stored[id] = append(stored[id], tag)
@@ -374,11 +367,25 @@ func TestPruneWhileWriting(t *testing.T) {
 				}
 			}()
 		}
-		warm.Wait()
-		pruning.Store(true)
-		res, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: start.Add(-30 * time.Minute), BatchSize: 3})
-		pruning.Store(false)
-		time.Sleep(20 * time.Millisecond) // a few writes after the prune, to sessions it removed
+		res, err := st.PruneSessions(ctx, bunstore.PruneOptions{
+			Before: start.Add(-30 * time.Minute), BatchSize: 3,
+			Progress: func(bunstore.PruneProgress) {
+				for range perBatch {
+					tokens <- struct{}{}
+				}
+				for range perBatch {
+					select {
+					case <-started:
+					case <-time.After(10 * time.Second):
+						t.Error("the writers did not start their writes")
+						return
+					}
+				}
+			},
+		})
+		for len(tokens) > 0 && len(writeErr) == 0 { // the writes of the last batch
+			time.Sleep(time.Millisecond)
+		}
 		close(stop)
 		wg.Wait()
 		close(writeErr)
@@ -458,9 +465,9 @@ func TestPruneWhileWriting(t *testing.T) {
 		if _, n, _ := checkDeletes(t, deletes(), 3); n != removed {
 			t.Fatalf("the database saw %d sessions deleted; %d were removed", n, removed)
 		}
-		t.Logf("%d writes during the prune; %d sessions kept, %d removed (%d of them started again)", during.Load(), kept, removed, restarted)
-		if during.Load() == 0 {
-			t.Fatal("no write ran during the prune: the test proved nothing")
+		t.Logf("%d sessions kept, %d removed (%d of them started again)", kept, removed, restarted)
+		if kept == 0 || removed == 0 || restarted == 0 {
+			t.Fatal("the writes did not both keep sessions and start removed ones again: the test proved too little")
 		}
 	})
 }
