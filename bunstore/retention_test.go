@@ -821,3 +821,26 @@ func TestMockPruneSessionsFails(t *testing.T) {
 		t.Fatalf("result %+v; want the first batch", res)
 	}
 }
+
+// Through Bun's formatting (a bun.IDB the store does not know), a dry run
+// pages by its (updated_at, session_id) key and a prune by batches, as
+// with driver-bound arguments.
+func TestPruneThroughBunFormatting(t *testing.T) {
+	eachBackend(t, func(t *testing.T, db *bun.DB) {
+		st := newStore(t, idbOnly{db}, bunstore.WithTables(retSessions, retMessages))
+		seedOld(t, db, "s", 5, 2)
+		mustAdd(t, st.Session("fresh"), batch("fresh", 1))
+		want := bunstore.PruneResult{Sessions: 5, Items: 10, Batches: 3}
+		for _, dry := range []bool{true, false} {
+			res, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{
+				Before: time.Now().Add(-30 * time.Minute), BatchSize: 2, DryRun: dry,
+			})
+			if err != nil || res != want {
+				t.Fatalf("PruneSessions(DryRun %v) = %+v, %v; want %+v", dry, res, err, want)
+			}
+		}
+		if n := count(t, db, "SELECT count(*) FROM ret_sessions"); n != 1 {
+			t.Fatalf("%d sessions left; want the fresh one", n)
+		}
+	})
+}
