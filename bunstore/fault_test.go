@@ -474,7 +474,9 @@ func TestCutAfterStatementSent(t *testing.T) {
 	}
 
 	// GetItems: cut after its statement (the session id is its argument).
-	p.CutAfterClientSends(func(msg []byte) bool { return bytes.Contains(msg, []byte("cut")) && !bytes.Contains(msg, []byte("marker")) })
+	p.CutAfterClientSends(func(msg []byte) bool {
+		return bytes.Contains(msg, []byte("cut")) && !bytes.Contains(msg, []byte("marker"))
+	})
 	items, err := s.GetItems(ctx, 20)
 	if err != nil {
 		t.Fatalf("GetItems after a cut: %v; want it retried", err)
@@ -486,7 +488,9 @@ func TestCutAfterStatementSent(t *testing.T) {
 		t.Fatalf("GetItems = %d items", len(items))
 	}
 
-	p.CutAfterClientSends(func(msg []byte) bool { return bytes.Contains(msg, []byte("cut")) && !bytes.Contains(msg, []byte("marker")) })
+	p.CutAfterClientSends(func(msg []byte) bool {
+		return bytes.Contains(msg, []byte("cut")) && !bytes.Contains(msg, []byte("marker"))
+	})
 	if _, err := s.PopItem(ctx); !errors.Is(err, lakesession.ErrOutcomeUnknown) {
 		t.Errorf("PopItem after a cut: %v; want ErrOutcomeUnknown", err)
 	}

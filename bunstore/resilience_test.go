@@ -163,4 +163,3 @@ func seenSummary(seen map[string]int) string {
 	}
 	return strings.Join(parts, "; ")
 }
-

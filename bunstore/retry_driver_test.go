@@ -134,7 +134,7 @@ func (noRows) Close() error                   { return nil }
 func (noRows) Next(dest []driver.Value) error { return io.EOF }
 
 // scriptStore returns a Store on a *bun.DB over d.
-func scriptStore(t *testing.T, d *scriptDriver, opts ...bunstore.Option) *bunstore.Store {
+func scriptStore(t testing.TB, d *scriptDriver, opts ...bunstore.Option) *bunstore.Store {
 	t.Helper()
 	sqldb := sql.OpenDB(d)
 	t.Cleanup(func() { sqldb.Close() })

@@ -213,7 +213,11 @@ func (s *Store) begin(ctx context.Context, o *op, sessionID string) (context.Con
 			span.SetAttributes(AttrSessionID.String(sessionID))
 		}
 	}
-	return ctx, call{t: t, op: o, span: span, start: time.Now()}
+	c := call{t: t, op: o, span: span}
+	if t.duration.Enabled(ctx) {
+		c.start = time.Now() // the clock is not free: read it only to record
+	}
+	return ctx, c
 }
 
 // end ends the call's span and records its duration. err is the call's
@@ -225,7 +229,7 @@ func (c *call) end(ctx context.Context, err error) {
 		return
 	}
 	ot := &t.ops[c.op.idx]
-	if t.duration.Enabled(ctx) {
+	if !c.start.IsZero() && t.duration.Enabled(ctx) {
 		secs := time.Since(c.start).Seconds()
 		if err == nil {
 			t.duration.Record(ctx, secs, ot.okRecord...)
