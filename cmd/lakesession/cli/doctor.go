@@ -53,7 +53,7 @@ The exit code is 1 when a check finds a problem.`,
 			d := &doctor{a: a, out: a.env.Stdout}
 			d.run(cmd.Context(), t)
 			if d.problems > 0 {
-				return &reportedError{msg: fmt.Sprintf("doctor found %s (of %d checks)", plural(int64(d.problems), "problem"), d.checks)}
+				return &reportedError{msg: fmt.Sprintf("doctor found %s (of %s)", plural(int64(d.problems), "problem"), plural(int64(d.checks), "check"))}
 			}
 			fmt.Fprintf(d.out, "all %d checks ok\n", d.checks)
 			return nil
