@@ -56,11 +56,7 @@ func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) 
 	if err != nil {
 		return u, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
-		// CompactItem accepted one object; keep a clear error all the same.
-		return u, fmt.Errorf("%w: it is not a JSON object", lakesession.ErrInvalidItem)
-	}
+	top := members(b)
 	v, typ, err := pick(&u, top)
 	if err != nil {
 		return item{}, err
@@ -115,28 +111,29 @@ const maxTypeLen = 64
 
 // pick sets the variant of u that top is and returns it, with the type's
 // name for errors.
-func pick(u *item, top map[string]json.RawMessage) (variant, string, error) {
-	typRaw, hasType := top["type"]
+func pick(u *item, top []member) (variant, string, error) {
+	typRaw, hasType := lookup(top, "type")
 	if !hasType {
-		if _, ok := top["role"]; ok {
+		if _, ok := lookup(top, "role"); ok {
 			return set(&u.OfMessage), "message", nil
 		}
-		if _, ok := top["id"]; ok {
+		if _, ok := lookup(top, "id"); ok {
 			return set(&u.OfItemReference), "item_reference", nil
 		}
 		return variant{}, "", fmt.Errorf(`%w: it has no "type" and no "role"; give a message its "role", and any other item its "type"`, lakesession.ErrInvalidItem)
 	}
-	var typ string
-	if err := json.Unmarshal(typRaw, &typ); err != nil {
+	if typRaw[0] != '"' {
 		return variant{}, "", fmt.Errorf(`%w: its "type" is not a string`, lakesession.ErrInvalidItem)
 	}
+	typ := decodeString(typRaw)
 	if typ == "message" {
-		var role string
-		if err := json.Unmarshal(top["role"], &role); err != nil || top["role"] == nil {
+		roleRaw, ok := lookup(top, "role")
+		if !ok || roleRaw[0] != '"' {
 			return variant{}, "", fmt.Errorf(`%w: it is a message without a string "role"; set "role" to "user", "assistant", "system" or "developer"`, lakesession.ErrInvalidItem)
 		}
-		_, hasID := top["id"]
-		content := bytes.TrimSpace(top["content"])
+		role := decodeString(roleRaw)
+		_, hasID := lookup(top, "id")
+		content, _ := lookup(top, "content")
 		switch {
 		case role == "assistant" && hasID:
 			return set(&u.OfOutputMessage), typ, nil
@@ -212,11 +209,11 @@ type extraFielder interface {
 	SetExtraFields(map[string]any)
 }
 
-// keepAll makes v encode to the JSON value of b (whose top-level fields are
-// top): each top-level field whose encoding differs from b's is carried in
-// the variant's extra fields, as b's JSON, and each field the encoding adds
-// is omitted.
-func keepAll(v variant, b []byte, top map[string]json.RawMessage) error {
+// keepAll makes v encode to the JSON value of b (whose top-level members
+// are top): each top-level field whose encoding differs from b's is carried
+// in the variant's extra fields, as b's JSON, and each field the encoding
+// adds is omitted.
+func keepAll(v variant, b []byte, top []member) error {
 	enc, err := json.Marshal(v.ptr)
 	if err != nil {
 		return fmt.Errorf("%w: openai-go cannot encode it again", lakesession.ErrInvalidItem)
@@ -224,57 +221,44 @@ func keepAll(v variant, b []byte, top map[string]json.RawMessage) error {
 	if bytes.Equal(enc, b) {
 		return nil
 	}
-	var encTop map[string]json.RawMessage
-	if err := json.Unmarshal(enc, &encTop); err != nil {
+	encTop := members(enc)
+	if encTop == nil {
 		return fmt.Errorf("%w: openai-go does not encode it as a JSON object", lakesession.ErrInvalidItem)
 	}
-	extras := make(map[string]any)
-	for k, val := range top {
-		ev, ok := encTop[k]
+	var extras map[string]any
+	keep := func(k string, val any) {
+		if extras == nil {
+			extras = make(map[string]any)
+		}
+		extras[k] = val
+	}
+	for _, m := range top {
+		val, _ := lookup(top, m.key) // the last of repeated keys
+		ev, ok := lookup(encTop, m.key)
 		// A lone surrogate escape (\ud800) decodes to U+FFFD, which
 		// openai-go writes out: compare such fields byte for byte.
-		if !ok || !sameJSON(val, ev) || (!bytes.Equal(val, ev) && hasLoneSurrogate(val)) {
-			extras[k] = val
+		if !ok || !equalJSON(val, ev) || (!bytes.Equal(val, ev) && hasLoneSurrogate(val)) {
+			keep(m.key, json.RawMessage(val))
 		}
 	}
-	for k := range encTop {
-		if _, ok := top[k]; !ok {
-			extras[k] = param.Omit
+	for _, m := range encTop {
+		if _, ok := lookup(top, m.key); !ok {
+			keep(m.key, param.Omit)
 		}
 	}
-	if len(extras) == 0 {
+	if extras == nil {
 		return nil
 	}
 	v.ptr.(extraFielder).SetExtraFields(extras)
-	if enc, err := json.Marshal(v.ptr); err == nil && sameJSON(enc, b) {
+	if enc, err := json.Marshal(v.ptr); err == nil && equalJSON(enc, b) && hasLoneSurrogate(enc) == hasLoneSurrogate(b) {
 		return nil
 	}
 	// A key that extra fields cannot carry (openai-go sets them by path,
-	// and the empty key is no path): make the variant encode to b itself.
-	// Its typed fields stay filled, for reading.
+	// and the empty key is no path), or a lone surrogate the encoding
+	// changed: make the variant encode to b itself. Its typed fields stay
+	// filled, for reading.
 	v.setJSON(b)
 	return nil
-}
-
-// sameJSON reports whether a and b are the same JSON value. Numbers compare
-// by their text, so 1.0 and 1 differ: Decode keeps the spelling it read.
-func sameJSON(a, b []byte) bool {
-	if bytes.Equal(a, b) {
-		return true
-	}
-	va, okA := decodeAny(a)
-	vb, okB := decodeAny(b)
-	return okA && okB && reflect.DeepEqual(va, vb)
-}
-
-func decodeAny(b []byte) (any, bool) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, false
-	}
-	return v, true
 }
 
 // hasLoneSurrogate reports whether the JSON text b has a \u escape of a
