@@ -131,7 +131,7 @@ func TestLakebaseToken(t *testing.T) {
 	wantExit(t, lakesession(t, []string{"DATABASE_URL=postgres://x@localhost/db"}, "", "token"), 2, "token needs a Lakebase target")
 	// Without authentication the SDK's error says what to set.
 	r = lakesession(t, []string{"LAKEBASE_INSTANCE_NAME=" + instanceName}, "", "token")
-	wantExit(t, r, 1, "Databricks authentication", "DATABRICKS_HOST")
+	wantExit(t, r, 1, "authenticate to Databricks", "DATABRICKS_HOST")
 	if r.stdout != "" {
 		t.Errorf("a failed token printed on stdout: %v", r)
 	}

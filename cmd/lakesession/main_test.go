@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,12 +52,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// goTool finds the go command: go test puts its own first on PATH.
 func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
+	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return "go"
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
 // result is what one run of the binary printed and returned.

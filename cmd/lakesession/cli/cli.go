@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go"
@@ -113,6 +114,8 @@ type reportedError struct{ msg string }
 
 func (e *reportedError) Error() string { return e.msg }
 
+var quietSDK sync.Once
+
 // app is one run of the command.
 type app struct {
 	env  Env
@@ -128,9 +131,12 @@ type app struct {
 // binary's main calls; tests call it directly.
 func Run(ctx context.Context, args []string, env Env) int {
 	a := &app{env: env.withDefaults()}
-	// The Databricks SDK logs warnings (such as a host without a metadata
-	// endpoint) to the standard logger; a command's output is its own.
-	logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelError}
+	quietSDK.Do(func() {
+		// The Databricks SDK logs warnings (such as a host without a
+		// metadata endpoint) to the standard logger; a command's output
+		// is its own.
+		logger.DefaultLogger = &logger.SimpleLogger{Level: logger.LevelError}
+	})
 
 	root := a.rootCommand()
 	root.SetArgs(args)

@@ -672,7 +672,8 @@ func (d *doctor) sqlite(ctx context.Context, t target) {
 	}
 	defer db.Close()
 	var version, journal string
-	if err := db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version); err == nil {
+	err = db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&version)
+	if err == nil {
 		err = db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal)
 	}
 	if err != nil {

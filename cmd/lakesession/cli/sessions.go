@@ -52,7 +52,7 @@ func (a *app) itemCounts(ctx context.Context, db bun.IDB, ids []string) (map[str
 	counts := make(map[string]int64, len(ids))
 	_, messages := a.tables()
 	for chunk := range slices.Chunk(ids, 1000) {
-		rows, err := db.QueryContext(ctx, "SELECT session_id, count(*) FROM "+messages+" WHERE session_id IN (?) GROUP BY session_id", bun.In(chunk))
+		rows, err := db.QueryContext(ctx, "SELECT session_id, count(*) FROM "+messages+" WHERE session_id IN (?) GROUP BY session_id", bun.List(chunk))
 		if err != nil {
 			return nil, fmt.Errorf("count items: %w", err)
 		}
@@ -81,7 +81,7 @@ func (a *app) existing(ctx context.Context, db bun.IDB, ids []string) (map[strin
 	found := make(map[string]bool, len(ids))
 	sessions, _ := a.tables()
 	for chunk := range slices.Chunk(ids, 1000) {
-		rows, err := db.QueryContext(ctx, "SELECT session_id FROM "+sessions+" WHERE session_id IN (?)", bun.In(chunk))
+		rows, err := db.QueryContext(ctx, "SELECT session_id FROM "+sessions+" WHERE session_id IN (?)", bun.List(chunk))
 		if err != nil {
 			return nil, fmt.Errorf("look up sessions: %w", err)
 		}

@@ -333,7 +333,7 @@ func (a *app) workspace() (*databricks.WorkspaceClient, error) {
 	const hint = "set DATABRICKS_HOST and DATABRICKS_TOKEN, or another DATABRICKS_* method, or pass --profile with a profile of ~/.databrickscfg"
 	w, err := a.env.Workspace(&databricks.Config{Profile: a.conn.profile})
 	if err != nil {
-		return nil, fmt.Errorf("Databricks authentication: %w (%s)", err, hint)
+		return nil, fmt.Errorf("authenticate to Databricks: %w (%s)", err, hint)
 	}
 	// The SDK finds its credentials at the first request; find them now,
 	// so that missing ones are reported as such.
@@ -342,7 +342,7 @@ func (a *app) workspace() (*databricks.WorkspaceClient, error) {
 		err = w.Config.Authenticate(req)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("Databricks authentication: %w (%s)", err, hint)
+		return nil, fmt.Errorf("authenticate to Databricks: %w (%s)", err, hint)
 	}
 	return w, nil
 }
@@ -384,7 +384,7 @@ func (a *app) lakebaseConnector(src *lakebasecred.Source) (*connector.Connector,
 	}
 	c, err := connector.ForLakebase(src, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("Lakebase connection: %w", err)
+		return nil, fmt.Errorf("connect to Lakebase: %w", err)
 	}
 	return c, nil
 }
