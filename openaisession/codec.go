@@ -43,7 +43,9 @@ type item = responses.ResponseInputItemUnionParam
 // Decode keeps that top-level field's JSON, as a json.RawMessage, in the
 // variant's ExtraFields, which win over the typed field when the item is
 // encoded; the typed fields are filled all the same, for reading. To change
-// such a field, change it in ExtraFields too (SetExtraFields).
+// such a field, change it in ExtraFields too (SetExtraFields). An item that
+// even ExtraFields cannot carry (one with an empty key) is made to encode to
+// its JSON as it was, whatever its typed fields say.
 //
 // An item that is not one JSON object, whose "type" is not a string, that
 // has neither "type" nor "role" nor "id", or that is a message without a
@@ -71,7 +73,8 @@ func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) 
 }
 
 // Encode returns the JSON of item, compact, as a Session stores it. An item
-// from Decode encodes to the JSON it was decoded from (see Decode).
+// from Decode encodes to the same JSON value it was decoded from (see
+// Decode), and a pass-through item (see Session) to the JSON it holds.
 //
 // An item with no variant set, or with more than one, gets an error that
 // wraps lakesession.ErrInvalidItem.

@@ -48,7 +48,7 @@
 //		return err
 //	}
 //	resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
-//		Model: openai.ChatModelGPT5Mini,
+//		Model: openai.ChatModelGPT5_4Mini,
 //		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: append(history, input...)},
 //		Tools: tools,
 //	})

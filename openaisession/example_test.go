@@ -144,7 +144,7 @@ func ExampleSession_AddTurn() {
 		log.Fatal(err)
 	}
 	resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
-		Model: openai.ChatModelGPT5Mini,
+		Model: openai.ChatModelGPT5_4Mini,
 		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: append(history, input...)},
 	})
 	if err != nil {
