@@ -3,6 +3,7 @@ package bunstore_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -107,25 +108,43 @@ type benchArmOp struct {
 
 // benchArms runs each operation on each arm alone (for its allocations),
 // then on all arms interleaved, one call each in turn, reporting each
-// arm's mean time per call, and on the first two arms alone interleaved
+// arm's mean time per call ("<arm>-ns/op") and the mean CPU time the
+// calling thread spent in it ("<arm>-cpu-ns/op": the client's own work,
+// which on a busy machine varies much less than the wall clock), and on the first two arms alone interleaved
 // ("off-vs-nosdk"): the cost of telemetry without an SDK, with no SDK's
 // garbage collected during the calls measured.
 func benchArms(b *testing.B, names []string, ops []benchArmOp) {
 	run := func(b *testing.B, f func(k int) error, idx []int) {
+		// The goroutine stays on one thread, whose CPU time is read
+		// around each call.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		clock := newBenchClock(pick(names, idx))
+		cpu := make([]time.Duration, len(idx))
+		_, haveCPU := threadCPU()
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
 			k := i % len(idx)
+			c0, _ := threadCPU()
 			start := time.Now()
 			err := f(idx[k])
 			clock.since(k, start)
+			c1, _ := threadCPU()
+			cpu[k] += c1 - c0
 			if err != nil {
 				b.Fatalf("%s: %v", names[idx[k]], err)
 			}
 		}
 		b.StopTimer()
 		clock.report(b)
+		if haveCPU {
+			for k, i := range idx {
+				if clock.calls[k] > 0 {
+					b.ReportMetric(float64(cpu[k].Nanoseconds())/float64(clock.calls[k]), names[i]+"-cpu-ns/op")
+				}
+			}
+		}
 	}
 	all := make([]int, len(names))
 	for k := range all {
