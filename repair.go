@@ -56,12 +56,12 @@ import (
 // model item), types it does not know, and items that are not JSON objects.
 // Fields are matched by their exact names at the top level of each item;
 // when a name appears twice, the last one counts, as in encoding/json, and a
-// field whose value is not a string counts as absent.
+// field whose value is not a string counts as absent, as does an empty
+// call_id, id or approval_request_id.
 //
 // RepairHistory never reorders items and never changes, copies or compacts
 // their bytes: it returns a new slice whose elements are given elements
-// themselves. An empty call_id, id or approval_request_id counts as absent.
-// It is idempotent: RepairHistory(RepairHistory(items)) returns
+// themselves. It is idempotent: RepairHistory(RepairHistory(items)) returns
 // the same items, because no rule can be broken by what it drops (a dropped
 // output belongs to no earlier call, a dropped call answers no later output,
 // and reasoning items, decided last, are what nothing else depends on: a
