@@ -236,10 +236,42 @@ func (s *Server) Stop(t testing.TB) {
 	}
 }
 
+// BeginStop begins a smart shutdown and returns at once: the server
+// refuses new connections with SQLSTATE 57P03 (the database system is
+// shutting down) while the open sessions go on, and exits when the last
+// one ends. Start waits for that exit; Stop ends the sessions.
+func (s *Server) BeginStop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		t.Fatal("pgserver: BeginStop: the server is not running")
+	}
+	if err := s.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("pgserver: BeginStop: %v", err)
+	}
+}
+
 // Start starts a stopped server again, on the same port and with the same
-// data, and returns once it accepts connections.
+// data, and returns once it accepts connections. After BeginStop it first
+// waits for the server to exit.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p != nil {
+		select {
+		case <-p.exited:
+		case <-time.After(stopTimeout):
+			t.Fatalf("pgserver: Start: the server did not exit within %s of BeginStop (is a session still open?)", stopTimeout)
+		}
+		s.mu.Lock()
+		if s.proc == p {
+			s.proc = nil
+		}
+		s.mu.Unlock()
+	}
 	if err := s.start(); err != nil {
 		t.Fatalf("pgserver: start again: %v", err)
 	}

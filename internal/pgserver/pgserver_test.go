@@ -190,3 +190,37 @@ func TestCleanupStopsServer(t *testing.T) {
 		t.Fatalf("a server process is still waited for:\n%s", s)
 	}
 }
+
+// During a smart shutdown the server refuses new connections with 57P03
+// while an open session goes on; once it ends the server exits, and Start
+// brings it back.
+func TestBeginStop(t *testing.T) {
+	srv := pgserver.Start(t)
+	held, err := pgconn.Connect(ctx(t), srv.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close(context.Background())
+	srv.BeginStop(t)
+	var pgErr *pgconn.PgError
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := pgconn.Connect(ctx(t), srv.DSN())
+		if err == nil {
+			c.Close(context.Background())
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "57P03" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect during a smart shutdown: %v, want SQLSTATE 57P03", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := held.Exec(ctx(t), "SELECT 1").ReadAll(); err != nil {
+		t.Fatalf("the open session during a smart shutdown: %v", err)
+	}
+	held.Close(context.Background())
+	srv.Start(t)
+	srv.Exec(t, "SELECT 1")
+}
