@@ -9,7 +9,8 @@
 #
 # The PostgreSQL binaries are looked for on PATH and under
 # /usr/lib/postgresql/*/bin; when missing, the Debian postgresql package is
-# installed with apt-get.
+# installed with apt-get, and so is pgbouncer, for the tests that put one
+# in front of a server of their own.
 set -euo pipefail
 
 if [ "$#" -eq 0 ]; then
@@ -52,6 +53,16 @@ fi
 if [ -z "$bindir" ]; then
 	echo "with-postgres: no initdb/pg_ctl found even after installing postgresql" >&2
 	exit 1
+fi
+
+# The PgBouncer tests (internal/pgbouncer) run a pgbouncer of their own:
+# install the Debian package when it is missing.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+	echo "with-postgres: pgbouncer not found; installing the Debian pgbouncer package" >&2
+	sudo=""
+	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+	$sudo apt-get update -q >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends pgbouncer >&2
 fi
 
 # initdb refuses to run as root: run the server as the postgres user then.
