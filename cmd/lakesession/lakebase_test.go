@@ -167,6 +167,14 @@ func TestLakebaseCommands(t *testing.T) {
 		"ok       transaction pooler: none seen",
 		"all 10 checks ok")
 	lb.noTokenIn(t, r.stdout+r.stderr)
+
+	// An autoscaling endpoint with a pooler: lakesession uses its own host.
+	const endpoint = "projects/agents/branches/main/endpoints/ep-1"
+	lb.fake.AddEndpoint(lakebasetest.Endpoint{Name: endpoint, Host: "127.0.0.1", PooledHost: "ep-1-pooler.example.com"})
+	r = mustRun(t, lb.env, "", lb.args("doctor", "--endpoint", endpoint)...)
+	wantExit(t, r, 0, `ok       Lakebase target: Lakebase endpoint "`+endpoint+`", ACTIVE: host 127.0.0.1`,
+		"ok       transaction pooler: 127.0.0.1 is the endpoint's own host, not its pooler ep-1-pooler.example.com")
+	lb.noTokenIn(t, r.stdout+r.stderr)
 }
 
 func TestLakebasePsql(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/database"
 	"github.com/databricks/databricks-sdk-go/service/iam"
 	"github.com/databricks/databricks-sdk-go/service/postgres"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
@@ -575,27 +576,56 @@ func (d *doctor) privileges(ctx context.Context, sc *sql.Conn, user string, tabl
 }
 
 // pooler checks whether the connection goes through a transaction pooler,
-// which the store's per-connection prepared statements and bun/migrate's
-// session do not survive.
+// which the per-connection prepared statements of pgx's default query
+// exec mode do not survive. On Lakebase the Source knows the endpoint's
+// pooled host (lakebasecred.Source.PooledHost), and lakesession connects
+// to the endpoint's own host; for a URL, the host's name and the backend
+// probe tell.
 func (d *doctor) pooler(ctx context.Context, c *conn, host string) {
 	const name = "transaction pooler"
-	fix := "connect to the database's direct host instead of the pooler; if you must use the pooler, add default_query_exec_mode=exec to the URL so that no statement is prepared"
-	if c.src != nil {
-		fix = "use the endpoint's direct host (the one lakesession resolves), not its pooled host"
-	}
-	if poolerHostName(host) {
-		d.problem(name, fmt.Sprintf("host %s is named as a connection pooler", host), fix)
+	if c.src != nil && c.src.PooledHost() != "" {
+		if strings.EqualFold(host, c.src.PooledHost()) {
+			d.problem(name, fmt.Sprintf("host %s is the endpoint's pooled host", host), "connect to the endpoint's host (lakesession resolves it), or use the pooler with connector.WithPooledHost, which does not prepare statements")
+			return
+		}
+		d.ok(name, "%s is the endpoint's own host, not its pooler %s (an application may use the pooler with connector.WithPooledHost)", host, c.src.PooledHost())
 		return
 	}
-	switched, err := backendSwitches(ctx, c.db.DB)
-	switch {
-	case err != nil:
-		d.problem(name, "the check could not run: "+err.Error(), "let the role open two connections at once")
-	case switched:
-		d.problem(name, "a connection moved to another server session between two transactions: the host is a transaction pooler", fix)
-	default:
-		d.ok(name, "none seen: a connection kept its server session across transactions")
+	mode := "pgx prepares statements per connection (its default query exec mode)"
+	unprepared := false
+	if c.target.kind == kindPostgres {
+		if cfg, err := pgx.ParseConfig(c.target.databaseURL); err == nil {
+			switch cfg.DefaultQueryExecMode {
+			case pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol:
+				unprepared = true
+				mode = "statements are not prepared (default_query_exec_mode " + cfg.DefaultQueryExecMode.String() + ")"
+			}
+		}
 	}
+	fix := "connect to the database's direct host instead of the pooler, or add default_query_exec_mode=exec to the URL so that no statement is prepared"
+	if c.src != nil {
+		fix = "connect to the endpoint's own host, which lakesession resolves"
+	}
+	var why string
+	if poolerHostName(host) {
+		why = fmt.Sprintf("host %s is named as a connection pooler", host)
+	} else {
+		switched, err := backendSwitches(ctx, c.db.DB)
+		switch {
+		case err != nil:
+			d.problem(name, "the check could not run: "+err.Error(), "let the role open two connections at once")
+			return
+		case !switched:
+			d.ok(name, "none seen: a connection kept its server session across transactions")
+			return
+		}
+		why = "a connection moved to another server session between two transactions: the host is a transaction pooler"
+	}
+	if unprepared {
+		d.ok(name, "%s, and %s: the store works through it", why, mode)
+		return
+	}
+	d.problem(name, why+", and "+mode+", which a transaction pooler does not keep", fix)
 }
 
 // poolerHostName reports whether a host is named as a pooler: its first

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 func TestParseAge(t *testing.T) {
@@ -312,4 +315,29 @@ func (r *pidRows) Next(dest []driver.Value) error {
 	r.done = true
 	dest[0] = int64(r.pid)
 	return nil
+}
+
+// The pooler check: a pooler found by name or by the probe is a problem
+// unless the URL says statements are not prepared.
+func TestPoolerCheck(t *testing.T) {
+	for _, c := range []struct {
+		host, url string
+		pooled    bool
+		want      string
+	}{
+		{"db.example.com", "postgres://u@db.example.com/db", false, "ok       transaction pooler: none seen"},
+		{"db.example.com", "postgres://u@db.example.com/db", true, "problem  transaction pooler: a connection moved to another server session"},
+		{"db.example.com", "postgres://u@db.example.com/db?default_query_exec_mode=exec", true, "ok       transaction pooler: a connection moved to another server session between two transactions: the host is a transaction pooler, and statements are not prepared (default_query_exec_mode exec): the store works through it"},
+		{"ep-1-pooler.example.com", "postgres://u@ep-1-pooler.example.com/db", false, "problem  transaction pooler: host ep-1-pooler.example.com is named as a connection pooler"},
+		{"ep-1-pooler.example.com", "postgres://u@ep-1-pooler.example.com/db?default_query_exec_mode=simple_protocol", false, "the store works through it"},
+	} {
+		db := sql.OpenDB(&fakeServer{pooled: c.pooled})
+		var out bytes.Buffer
+		d := &doctor{a: &app{}, out: &out}
+		d.pooler(context.Background(), &conn{target: target{kind: kindPostgres, databaseURL: c.url}, db: bun.NewDB(db, pgdialect.New())}, c.host)
+		db.Close()
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("%s (pooled %v): %q, want %q", c.url, c.pooled, out.String(), c.want)
+		}
+	}
 }
