@@ -158,10 +158,12 @@ func TestTokenAndPsqlInProcess(t *testing.T) {
 	env := map[string]string{"LAKEBASE_INSTANCE_NAME": "inst", "LAKEBASE_DATABASE": "agents"}
 	newEnv := func(out, errb *bytes.Buffer) cli.Env {
 		return cli.Env{
-			Stdout:    out,
-			Stderr:    errb,
-			Getenv:    func(k string) string { return env[k] },
-			Environ:   func() []string { return []string{"HOME=/home/u", "PGPASSWORD=old", "PGSSLROOTCERT=/etc/ca.pem"} },
+			Stdout: out,
+			Stderr: errb,
+			Getenv: func(k string) string { return env[k] },
+			Environ: func() []string {
+				return []string{"HOME=/home/u", "PGPASSWORD=old", "PGSSLROOTCERT=/etc/ca.pem", "PGOPTIONS=-c statement_timeout=5s"}
+			},
 			Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) { return fake.WorkspaceClient(), nil },
 			LookPath:  func(string) (string, error) { return "/opt/pg/bin/psql", nil },
 		}
@@ -184,7 +186,7 @@ func TestTokenAndPsqlInProcess(t *testing.T) {
 		gotPath, gotArgv, gotEnv = path, argv, env
 		return nil
 	}
-	if code := cli.Run(context.Background(), []string{"psql", "--port", "6543", "--", "-X", "-c", "\\dt"}, e); code != cli.ExitOK {
+	if code := cli.Run(context.Background(), []string{"psql", "--port", "6543", "--schema", "Agents", "--", "-X", "-c", "\\dt"}, e); code != cli.ExitOK {
 		t.Fatalf("psql: exit %d: %s", code, errb.String())
 	}
 	tok := fake.Mints()[1].Token
@@ -192,7 +194,7 @@ func TestTokenAndPsqlInProcess(t *testing.T) {
 		t.Errorf("exec %q %q", gotPath, gotArgv)
 	}
 	want := []string{"HOME=/home/u", "PGSSLROOTCERT=/etc/ca.pem", "PGHOST=inst.example.com", "PGPORT=6543", "PGUSER=" + lakebasetest.DefaultUserName,
-		"PGDATABASE=agents", "PGSSLMODE=require", "PGPASSWORD=" + tok, "PGAPPNAME=lakesession-psql"}
+		"PGDATABASE=agents", "PGSSLMODE=require", "PGPASSWORD=" + tok, "PGAPPNAME=lakesession-psql", `PGOPTIONS=-c statement_timeout=5s -c search_path="Agents",public`}
 	if !slices.Equal(gotEnv, want) {
 		t.Errorf("psql's environment\n%q\nwant\n%q", gotEnv, want)
 	}

@@ -68,7 +68,8 @@ func (a *app) psqlCommand() *cobra.Command {
 		Long: `psql runs psql on the Lakebase target's database: host, port, user and
 database from the target, sslmode=require (or --sslmode), and a fresh token
 as the password, in psql's environment (PGPASSWORD) and never on its
-command line. Arguments after -- go to psql:
+command line; with --schema, the search path starts with that schema.
+Arguments after -- go to psql:
 
   lakesession psql --instance my-instance -- -c 'SELECT count(*) FROM agent_sessions'
 
@@ -115,8 +116,13 @@ func (a *app) psqlEnv(ctx context.Context, t target) ([]string, error) {
 	}
 	var env []string
 	hasAppName := false
+	pgOptions := ""
 	for _, kv := range a.env.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
+		name, value, _ := strings.Cut(kv, "=")
+		if name == "PGOPTIONS" && a.conn.schema != "" {
+			pgOptions = value + " "
+			continue
+		}
 		drop := false
 		for _, r := range psqlReplaced {
 			if name == r {
@@ -146,6 +152,10 @@ func (a *app) psqlEnv(ctx context.Context, t target) ([]string, error) {
 	}
 	if !hasAppName {
 		env = append(env, "PGAPPNAME=lakesession-psql")
+	}
+	if a.conn.schema != "" {
+		// The schema's quotes keep its case, as the store's do.
+		env = append(env, `PGOPTIONS=`+pgOptions+`-c search_path="`+a.conn.schema+`",public`)
 	}
 	return env, nil
 }
