@@ -49,4 +49,20 @@
 // language model: it says so in every reply, only recalls where the user
 // said they live and their name, from the session's history, and calls
 // get_weather when asked about the weather.
+//
+// Telemetry (see package telemetry): nothing by default. With
+// OTEL_TRACES_EXPORTER=console and OTEL_METRICS_EXPORTER=console, spans and
+// metrics go to stdout as JSON lines (logs stay on stderr); with
+// OTEL_EXPORTER_OTLP_ENDPOINT (http/protobuf, e.g. http://localhost:4318),
+// to an OTLP collector. A request is one trace: the HTTP server span
+// "POST /invocations", the store's lakesession.GetItems and
+// lakesession.AddItems under it (with lakesession.connect under those when
+// a connection is opened, and lakebase.token.mint when a token is minted),
+// the model's "chat <model>" spans, with the model endpoint's HTTP client
+// spans under them, and "execute_tool get_weather". The last spans and
+// metrics are flushed at exit. OTEL_SERVICE_NAME (default agentserver),
+// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and the other OTEL_*
+// variables of the SDK and the OTLP exporters apply.
+//
+//	OTEL_TRACES_EXPORTER=console go run ./agentserver
 package main

@@ -12,24 +12,38 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go"
+	"github.com/openai/openai-go/v3/option"
 
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/examples/agentserver/agent"
 	"github.com/lakesession/lakesession/examples/agentserver/storage"
+	"github.com/lakesession/lakesession/examples/agentserver/telemetry"
 )
 
 // shutdownTimeout bounds how long requests in flight may take to finish
 // after a stop signal.
 const shutdownTimeout = 30 * time.Second
 
+// telemetryShutdownTimeout bounds how long the last spans and metrics may
+// take to be exported at exit.
+const telemetryShutdownTimeout = 10 * time.Second
+
+func exporterNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ",")
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "agentserver:", err)
 		os.Exit(1)
 	}
@@ -37,7 +51,9 @@ func main() {
 
 // run serves until ctx is done, then shuts down gracefully. ready, when not
 // nil, is called with the listening address once requests are accepted.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
+// Logs go to stderr, and spans and metrics to stdout when
+// OTEL_TRACES_EXPORTER or OTEL_METRICS_EXPORTER is console.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(addr string)) error {
 	fs := flag.NewFlagSet("agentserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", defaultAddr(getenv), "listen address")
@@ -59,6 +75,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("-history-limit %d: want a whole number of items, 0 for all", *historyLimit)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	// Telemetry first, so that the spans of opening the storage are
+	// recorded too, and shut down last, so that every span is flushed.
+	tcfg, err := telemetry.FromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	tcfg.Stdout = stdout
+	shutdownTelemetry, err := telemetry.Setup(ctx, tcfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), telemetryShutdownTimeout)
+		defer cancel()
+		if err := shutdownTelemetry(sctx); err != nil {
+			logger.Warn("telemetry: could not flush every span and metric", "err", err)
+		}
+	}()
 
 	model, err := modelFromEnv(getenv)
 	if err != nil {
@@ -82,14 +117,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           telemetry.Handler(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", "url", "http://"+ln.Addr().String(), "storage", st.Description,
-		"model", model.Name(), "history_limit", *historyLimit)
+		"model", model.Name(), "history_limit", *historyLimit,
+		"otel_traces", exporterNames(tcfg.Traces), "otel_metrics", exporterNames(tcfg.Metrics))
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -144,6 +180,7 @@ func modelFromEnv(getenv func(string) string) (agent.Model, error) {
 			APIKey:       key,
 			Model:        name,
 			Instructions: getenv("AGENT_INSTRUCTIONS"),
+			Options:      []option.RequestOption{tracedHTTPClient()},
 		})
 	case endpoint != "":
 		w, err := databricks.NewWorkspaceClient()
@@ -154,8 +191,15 @@ func modelFromEnv(getenv func(string) string) (agent.Model, error) {
 			Workspace:    w,
 			Endpoint:     endpoint,
 			Instructions: getenv("AGENT_INSTRUCTIONS"),
+			Options:      []option.RequestOption{tracedHTTPClient()},
 		})
 	default:
 		return agent.OfflineModel{}, nil
 	}
+}
+
+// tracedHTTPClient makes the model's client record an HTTP client span per
+// call of the endpoint, under the turn's "chat" span.
+func tracedHTTPClient() option.RequestOption {
+	return option.WithHTTPClient(&http.Client{Transport: telemetry.Transport(nil)})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
+	"go.opentelemetry.io/otel"
 
 	"github.com/lakesession/lakesession/bunstore/sqlitedb"
 	"github.com/lakesession/lakesession/connector"
@@ -44,6 +46,7 @@ func (s *syncBuffer) String() string {
 type server struct {
 	url    string
 	logs   *syncBuffer
+	stdout *syncBuffer // console spans and metrics
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -53,11 +56,11 @@ type server struct {
 func start(t *testing.T, args []string, vars map[string]string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{logs: &syncBuffer{}, stdout: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
 	getenv := func(k string) string { return vars[k] }
 	go func() {
-		s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), getenv, s.logs, func(a string) { ready <- a })
+		s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), getenv, s.stdout, s.logs, func(a string) { ready <- a })
 	}()
 	select {
 	case addr := <-ready:
@@ -121,6 +124,75 @@ func TestRunSQLiteDefault(t *testing.T) {
 	if err := demo.CheckTurns(rows, res, io.Discard); err != nil {
 		t.Errorf("the SQLite file after the server stopped: %v", err)
 	}
+}
+
+// TestRunConsoleTelemetry runs the server with spans and metrics to the
+// console: a turn's server span is on stdout with the store's spans, the
+// startup's CreateTables too, and the metrics are flushed when it stops.
+func TestRunConsoleTelemetry(t *testing.T) {
+	keepGlobals(t)
+	s := start(t, nil, map[string]string{
+		"SQLITE_PATH":           filepath.Join(t.TempDir(), "agent.db"),
+		"OTEL_TRACES_EXPORTER":  "console",
+		"OTEL_METRICS_EXPORTER": "console",
+	})
+	if !strings.Contains(s.logs.String(), "otel_traces=console otel_metrics=console") {
+		t.Errorf("start line:\n%s", s.logs)
+	}
+	if _, err := demo.Converse(context.Background(), http.DefaultClient, s.url, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	s.stop(t)
+	type span struct {
+		Name        string
+		SpanContext struct{ TraceID, SpanID string }
+		Parent      struct{ SpanID string }
+	}
+	var spans []span
+	metrics := false
+	for _, line := range strings.Split(s.stdout.String(), "\n") {
+		if strings.HasPrefix(line, `{"Name":`) {
+			var sp span
+			if err := json.Unmarshal([]byte(line), &sp); err != nil {
+				t.Fatalf("a console span is not JSON: %v\n%s", err, line)
+			}
+			spans = append(spans, sp)
+		}
+		metrics = metrics || strings.Contains(line, `"Name":"http.server.request.duration"`)
+	}
+	byID := map[string]span{}
+	for _, sp := range spans {
+		byID[sp.SpanContext.SpanID] = sp
+	}
+	var servers, stored, created int
+	for _, sp := range spans {
+		switch sp.Name {
+		case "POST /invocations":
+			servers++
+		case "lakesession.AddItems":
+			if byID[sp.Parent.SpanID].Name == "POST /invocations" {
+				stored++
+			}
+		case "lakesession.CreateTables":
+			created++
+		}
+	}
+	if servers != 3 || stored != 3 || created != 1 {
+		t.Errorf("%d server spans, %d AddItems under one, %d CreateTables; want 3, 3, 1:\n%s", servers, stored, created, s.stdout)
+	}
+	if !metrics {
+		t.Errorf("no HTTP metrics flushed at exit:\n%s", s.stdout)
+	}
+}
+
+// keepGlobals restores the global OpenTelemetry providers after the test.
+func keepGlobals(t *testing.T) {
+	tp, mp, prop := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() {
+		otel.SetTracerProvider(tp)
+		otel.SetMeterProvider(mp)
+		otel.SetTextMapPropagator(prop)
+	})
 }
 
 func TestRunPostgres(t *testing.T) {
@@ -242,6 +314,8 @@ func TestRunConfigErrors(t *testing.T) {
 		{"model without name", nil, map[string]string{"OPENAI_API_KEY": "k"}, "OPENAI_MODEL"},
 		{"two storages", nil, map[string]string{"DATABASE_URL": "postgres://x", "LAKEBASE_INSTANCE_NAME": "i"}, "unset one"},
 		{"two models", nil, map[string]string{"OPENAI_MODEL": "m", "DATABRICKS_SERVING_ENDPOINT": "e"}, "unset one"},
+		{"unknown span exporter", nil, map[string]string{"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER"},
+		{"OTLP over gRPC", nil, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf"},
 		{"bad address", []string{"-addr", "127.0.0.1:99999"}, nil, "99999"},
 	}
 	for _, tt := range tests {
@@ -252,7 +326,7 @@ func TestRunConfigErrors(t *testing.T) {
 			}
 			var logs syncBuffer
 			args := append([]string{"-addr", "127.0.0.1:0"}, tt.args...)
-			err := run(context.Background(), args, func(k string) string { return vars[k] }, &logs,
+			err := run(context.Background(), args, func(k string) string { return vars[k] }, io.Discard, &logs,
 				func(string) { t.Error("the server started") })
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run: %v, want an error about %q", err, tt.want)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/openaisession"
@@ -59,6 +60,12 @@ type Handler struct {
 
 	// Logger receives one line per failed request; nil means slog.Default().
 	Logger *slog.Logger
+
+	// TracerProvider makes a span per model call ("chat <model>") and per
+	// tool call ("execute_tool <tool>"), children of the span in the
+	// request's context; nil means otel.GetTracerProvider(). Their
+	// attributes name the model, the tool and the call id, never content.
+	TracerProvider trace.TracerProvider
 
 	toolsOnce sync.Once
 	toolsErr  error

@@ -8,6 +8,11 @@ import (
 	"strings"
 
 	"github.com/openai/openai-go/v3/packages/param"
+	"github.com/openai/openai-go/v3/responses"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/openaisession"
@@ -91,15 +96,13 @@ func (h *Handler) runTurn(ctx context.Context, t *turn, events *streamEvents) *t
 	if maxCalls <= 0 {
 		maxCalls = DefaultMaxModelCalls
 	}
+	tracer := h.tracer()
 	for n := 1; ; n++ {
 		req := Request{Items: t.conv, Tools: h.Tools}
 		if events != nil {
 			req.OnDelta = events.delta
 		}
-		out, err := h.Model.Respond(ctx, req)
-		if err == nil && len(out) == 0 {
-			err = errors.New("the model returned no output item")
-		}
+		out, err := h.respond(ctx, tracer, req)
 		if err != nil {
 			return &turnError{failedModel, err}
 		}
@@ -128,7 +131,7 @@ func (h *Handler) runTurn(ctx context.Context, t *turn, events *streamEvents) *t
 			if it.OfFunctionCall == nil {
 				continue
 			}
-			res := functionCallOutput(it.OfFunctionCall.CallID, h.callTool(ctx, it.OfFunctionCall.Name, it.OfFunctionCall.Arguments))
+			res := functionCallOutput(it.OfFunctionCall.CallID, h.callTool(ctx, tracer, it.OfFunctionCall))
 			if err := ctx.Err(); err != nil {
 				return &turnError{failedModel, err}
 			}
@@ -173,22 +176,96 @@ func setIDs(it *Item, streamed string) {
 	}
 }
 
-// callTool runs the tool name with arguments and returns its output, or
-// the error the model is given instead.
-func (h *Handler) callTool(ctx context.Context, name, arguments string) string {
-	tool, ok := findTool(h.Tools, name)
+// tracerName names the tracer of the agent's spans.
+const tracerName = "github.com/lakesession/lakesession/examples/agentserver/agent"
+
+func (h *Handler) tracer() trace.Tracer {
+	tp := h.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer(tracerName)
+}
+
+// respond calls the model in a span "chat <model>".
+func (h *Handler) respond(ctx context.Context, tracer trace.Tracer, req Request) ([]Item, error) {
+	name := h.Model.Name()
+	ctx, span := tracer.Start(ctx, "chat "+name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("gen_ai.operation.name", "chat"),
+			attribute.String("gen_ai.request.model", name),
+			attribute.Int("gen_ai.agent.tools", len(req.Tools)),
+		))
+	defer span.End()
+	out, err := h.Model.Respond(ctx, req)
+	if err == nil && len(out) == 0 {
+		err = errors.New("the model returned no output item")
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, "the model call failed")
+		span.SetAttributes(attribute.String("error.type", errorType(err)))
+		return nil, err
+	}
+	calls := 0
+	for _, it := range out {
+		if it.OfFunctionCall != nil {
+			calls++
+		}
+	}
+	span.SetAttributes(attribute.Int("gen_ai.response.tool_calls", calls))
+	return out, nil
+}
+
+// errorType is the error.type of a failed model call: a context error, or
+// the Go type of the innermost error ("*openai.Error"), or "_OTHER".
+func errorType(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "context.Canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "context.DeadlineExceeded"
+	}
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	switch t := fmt.Sprintf("%T", err); t {
+	case "*errors.errorString", "*fmt.wrapError", "*fmt.wrapErrors", "*errors.joinError":
+		return "_OTHER"
+	default:
+		return t
+	}
+}
+
+// callTool runs the tool the model called, in a span "execute_tool
+// <name>", and returns its output, or the error the model is given instead.
+func (h *Handler) callTool(ctx context.Context, tracer trace.Tracer, call *responses.ResponseFunctionToolCallParam) string {
+	ctx, span := tracer.Start(ctx, "execute_tool "+clip(call.Name, 64), trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.tool.name", clip(call.Name, 64)),
+		attribute.String("gen_ai.tool.call.id", clip(call.CallID, 128)),
+	))
+	defer span.End()
+	tool, ok := findTool(h.Tools, call.Name)
 	if !ok {
+		span.SetStatus(codes.Error, "no such tool")
+		span.SetAttributes(attribute.String("error.type", "unknown_tool"))
 		names := make([]string, len(h.Tools))
 		for i, t := range h.Tools {
 			names[i] = t.Name
 		}
-		return fmt.Sprintf("error: there is no tool named %q; the tools are: %s", clip(name, 64), strings.Join(names, ", "))
+		return fmt.Sprintf("error: there is no tool named %q; the tools are: %s", clip(call.Name, 64), strings.Join(names, ", "))
 	}
-	out, err := tool.Call(ctx, arguments)
+	out, err := tool.Call(ctx, call.Arguments)
 	if err != nil {
-		// The error goes to the model, not to the log: it may quote the
-		// arguments, which are conversation content.
-		h.logger().Info("tool call failed", "tool", name)
+		// The error goes to the model, not to the log or the span: it may
+		// quote the arguments, which are conversation content.
+		span.SetStatus(codes.Error, "the tool returned an error")
+		span.SetAttributes(attribute.String("error.type", "tool_error"))
+		h.logger().Info("tool call failed", "tool", call.Name)
 		return "error: " + err.Error()
 	}
 	return out
