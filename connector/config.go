@@ -23,6 +23,10 @@ const (
 	// DefaultConnectTimeout bounds each connection attempt (token, dial, TLS
 	// handshake and login) when Config.ConnectTimeout is 0.
 	DefaultConnectTimeout = 15 * time.Second
+	// DefaultMaxConnectWait is how long Connect waits out an outage (the
+	// server refusing or dropping connections, or starting up) when
+	// Config.MaxConnectWait is 0.
+	DefaultMaxConnectWait = 30 * time.Second
 )
 
 // Config says where and as whom to connect, and with which credentials.
@@ -38,7 +42,8 @@ const (
 //     a static password in it or none. Host, Port, User, Database, Password,
 //     SSLMode and SSLRootCert must then be empty, and Tokens too.
 //
-// Schema, ApplicationName, ConnectTimeout and TLSConfig apply to both.
+// Schema, ApplicationName, ConnectTimeout, MaxConnectWait, QueryExecMode,
+// ConnMaxLifetime and TLSConfig apply to both.
 //
 // TLS is required whenever a token is the password: SSLMode must be require,
 // verify-ca or verify-full (empty means verify-full), or TLSConfig set. A
@@ -94,6 +99,31 @@ type Config struct {
 	// the dial, the TLS handshake and the login. 0 means
 	// DefaultConnectTimeout (or the DSN's connect_timeout, when it has one).
 	ConnectTimeout time.Duration
+	// MaxConnectWait is how long Connect waits out an outage: while the
+	// server refuses connections, drops them during the login or answers
+	// that it is starting up (SQLSTATE 57P03), Connect tries again with
+	// backoff until the caller's context ends or this much time has passed
+	// since it was called. 0 means DefaultMaxConnectWait (30 s); a negative
+	// value turns the waiting off, so that Connect makes one attempt (and,
+	// with Tokens, one more after a rejected token).
+	MaxConnectWait time.Duration
+	// QueryExecMode is the pgx query exec mode of every connection; the zero
+	// value keeps pgx's default, pgx.QueryExecModeCacheStatement (or the
+	// DSN's default_query_exec_mode). A transaction pooler such as PgBouncer
+	// in transaction mode needs pgx.QueryExecModeExec (or PgBouncer 1.21 or
+	// later with max_prepared_statements set), since the statements pgx
+	// prepares on one server connection are not there on the next.
+	QueryExecMode pgx.QueryExecMode
+	// ConnMaxLifetime is how long a connection may live: each connection is
+	// retired at a random moment in the last tenth of it (after 40.5 to 45
+	// minutes by default), so that connections opened together are not all
+	// replaced at once. 0 means DefaultConnMaxLifetime; a negative value
+	// keeps connections regardless of age. OpenDB also sets it as the
+	// pool's SetConnMaxLifetime, the upper bound.
+	ConnMaxLifetime time.Duration
+
+	// pooled is set by WithPooledHost, for ForLakebase.
+	pooled bool
 }
 
 // ConfigError reports every problem New found in a Config. Retrying cannot
@@ -157,6 +187,13 @@ func (c Config) String() string {
 	field("Schema", strconv.Quote(c.Schema))
 	field("ApplicationName", strconv.Quote(c.ApplicationName))
 	field("ConnectTimeout", c.ConnectTimeout.String())
+	field("MaxConnectWait", c.MaxConnectWait.String())
+	if name := queryExecModeName(c.QueryExecMode); name != "" {
+		field("QueryExecMode", name)
+	} else {
+		field("QueryExecMode", strconv.Itoa(int(c.QueryExecMode)))
+	}
+	field("ConnMaxLifetime", c.ConnMaxLifetime.String())
 	b.WriteByte('}')
 	return b.String()
 }
@@ -200,6 +237,17 @@ func (c Config) resolve() (*resolved, error) {
 			timeout = base.ConnectTimeout
 		}
 	}
+	if c.QueryExecMode != 0 {
+		base.DefaultQueryExecMode = c.QueryExecMode
+	}
+	wait := c.MaxConnectWait
+	if wait == 0 {
+		wait = DefaultMaxConnectWait
+	}
+	lifetime := c.ConnMaxLifetime
+	if lifetime == 0 {
+		lifetime = DefaultConnMaxLifetime
+	}
 
 	cred := "none"
 	switch {
@@ -213,7 +261,16 @@ func (c Config) resolve() (*resolved, error) {
 	if c.Schema != "" {
 		desc += " schema=" + c.Schema
 	}
-	return newResolved(base, c.Tokens, timeout, desc), nil
+	if c.QueryExecMode != 0 {
+		desc += " query_exec_mode=" + queryExecModeName(c.QueryExecMode)
+	}
+	return newResolved(base, settings{
+		tokens:   c.Tokens,
+		timeout:  timeout,
+		maxWait:  wait,
+		lifetime: lifetime,
+		desc:     desc,
+	}), nil
 }
 
 // checkCommon checks the settings that both ways of filling Config share.
@@ -226,6 +283,9 @@ func (c *Config) checkCommon(p *problems) {
 	}
 	if c.ConnectTimeout < 0 {
 		p.add("ConnectTimeout is negative (%s): set a positive duration, or 0 for %s", c.ConnectTimeout, DefaultConnectTimeout)
+	}
+	if c.QueryExecMode != 0 && queryExecModeName(c.QueryExecMode) == "" {
+		p.add("QueryExecMode %d is not a pgx query exec mode: use one of the pgx.QueryExecMode constants (pgx.QueryExecModeExec for a transaction pooler), or 0 for pgx's default", int(c.QueryExecMode))
 	}
 	if c.TLSConfig != nil {
 		if c.SSLMode != "" {
@@ -451,6 +511,27 @@ func describeTLS(base *pgx.ConnConfig) string {
 	default:
 		return "tls=optional"
 	}
+}
+
+// queryExecModeName returns the name of a pgx query exec mode as pgx's
+// default_query_exec_mode setting spells it, "default" for 0, and "" for a
+// value that is not a mode.
+func queryExecModeName(m pgx.QueryExecMode) string {
+	switch m {
+	case 0:
+		return "default"
+	case pgx.QueryExecModeCacheStatement:
+		return "cache_statement"
+	case pgx.QueryExecModeCacheDescribe:
+		return "cache_describe"
+	case pgx.QueryExecModeDescribeExec:
+		return "describe_exec"
+	case pgx.QueryExecModeExec:
+		return "exec"
+	case pgx.QueryExecModeSimpleProtocol:
+		return "simple_protocol"
+	}
+	return ""
 }
 
 // validIdentifier reports whether s is a plain PostgreSQL identifier:

@@ -75,12 +75,22 @@ var (
 	_ fmt.GoStringer   = (*Connector)(nil)
 )
 
+// settings are the validated settings of a Connector besides pgx's
+// configuration.
+type settings struct {
+	tokens   TokenSource   // nil when a static password (or none) is used
+	timeout  time.Duration // per connection attempt (token and dial); always > 0
+	maxWait  time.Duration // how long Connect waits out an outage; < 0: not at all
+	lifetime time.Duration // a connection's lifetime; < 0: unlimited
+	desc     string        // what String shows: never a secret
+}
+
 // resolved is a validated configuration, ready to connect.
 type resolved struct {
-	inner   driver.Connector // pgx stdlib connector over base
-	tokens  TokenSource      // nil when a static password (or none) is used
-	timeout time.Duration    // per connection attempt (token and dial); always > 0
-	desc    string           // what String shows: never a secret
+	settings
+	inner  driver.Connector // pgx stdlib connector over base
+	probes prober           // waits out outages for every Connect at once
+	now    func() time.Time // the clock of connection lifetimes
 }
 
 // New validates cfg and returns a Connector for it. cfg is copied: changing
@@ -94,13 +104,19 @@ func New(cfg Config) (*Connector, error) {
 	return &Connector{r: r}, nil
 }
 
-func newResolved(base *pgx.ConnConfig, tokens TokenSource, timeout time.Duration, desc string) *resolved {
-	r := &resolved{tokens: tokens, timeout: timeout, desc: desc}
-	if tokens != nil {
-		r.inner = stdlib.GetConnector(*base, stdlib.OptionBeforeConnect(r.beforeConnect))
-	} else {
-		r.inner = stdlib.GetConnector(*base)
+func newResolved(base *pgx.ConnConfig, s settings) *resolved {
+	r := &resolved{settings: s, now: time.Now}
+	r.probes.r = r
+	base.OnPgError = distrustOnPgError(base.OnPgError)
+	opts := []stdlib.OptionOpenDB{
+		stdlib.OptionAfterConnect(r.afterConnect),
+		stdlib.OptionShouldPing(r.shouldPing),
+		stdlib.OptionResetSession(r.resetSession),
 	}
+	if s.tokens != nil {
+		opts = append(opts, stdlib.OptionBeforeConnect(r.beforeConnect))
+	}
+	r.inner = stdlib.GetConnector(*base, opts...)
 	return r
 }
 
@@ -117,10 +133,10 @@ type attempt struct{ token string }
 func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error {
 	tok, err := r.tokens.Token(ctx)
 	if err != nil {
-		return fmt.Errorf("get a token for user %q: %w", cc.User, err)
+		return &tokenError{fmt.Errorf("get a token for user %q: %w", cc.User, err)}
 	}
 	if tok == "" {
-		return fmt.Errorf("the token source returned an empty token for user %q", cc.User)
+		return &tokenError{fmt.Errorf("the token source returned an empty token for user %q", cc.User)}
 	}
 	if a, ok := ctx.Value(attemptKey{}).(*attempt); ok {
 		a.token = tok
@@ -138,43 +154,80 @@ func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error 
 // invalid_authorization_specification), Connect calls Invalidate (or
 // InvalidateToken) on the source, unless the source already hands out
 // another token, and tries once more with the token the source gives then.
+//
+// When the server cannot be reached (the dial fails, the connection is
+// reset or ends during the login, or the server answers 57P03, cannot
+// connect now), Connect waits it out, up to Config.MaxConnectWait after it
+// was called or until ctx ends, whichever comes first: the Connector probes
+// the server with backoff (about 50 ms, doubling to 2 s, jittered), one
+// probe at a time for all the Connects that wait, and lets them all dial
+// once a probe gets through. A Connect that starts while an outage is being
+// waited out joins the wait without dialing. The error after the wait says
+// how long it waited and wraps the last cause.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	r := c.r
-	if r.tokens == nil {
-		conn, err := r.dial(ctx, nil)
-		if err != nil {
+	start := time.Now()
+	var deadline time.Time // zero while the first attempt runs
+	var lastErr error      // the last outage error, for the final error
+	reminted := false
+	for {
+		if lastErr == nil && r.maxWait >= 0 {
+			// An outage already being waited out: join it, without
+			// dialing a server that is known to be down.
+			if ep := r.probes.joinActive(); ep != nil {
+				deadline = start.Add(r.maxWait)
+				conn, err := r.probes.wait(ctx, ep, deadline)
+				if conn != nil || err != nil {
+					return conn, r.waitError(ctx, err, start, ep.cause())
+				}
+			}
+		}
+
+		var first attempt
+		conn, err := r.dial(ctx, &first, deadline)
+		if err == nil {
+			return conn, nil
+		}
+		if IsAuthError(err) && r.tokens != nil {
+			if reminted {
+				return nil, fmt.Errorf("connector: the database rejected the password twice, also after the token source was asked for a fresh token: %w", scrub(err))
+			}
+			reminted = true
+			// The database rejected the token. Drop it from the source,
+			// unless a concurrent Connect already did and the source hands
+			// out a new one: invalidating that one would only make the
+			// source mint again.
+			if ti, ok := r.tokens.(tokenInvalidator); ok {
+				ti.InvalidateToken(first.token)
+			} else if cur, terr := r.currentToken(ctx); terr != nil || cur == first.token {
+				r.tokens.Invalidate()
+			}
+			continue
+		}
+		if r.maxWait < 0 || !isOutage(ctx, err) {
+			if lastErr != nil && ctx.Err() == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+				// The wait's own deadline cut this attempt short.
+				return nil, r.waitError(ctx, errWaitOver, start, lastErr)
+			}
 			return nil, wrapConnectError(err)
 		}
-		return conn, nil
-	}
-
-	var first attempt
-	conn, err := r.dial(ctx, &first)
-	if err == nil {
-		return conn, nil
-	}
-	if !IsAuthError(err) {
-		return nil, wrapConnectError(err)
-	}
-	// The database rejected the token. Drop it from the source, unless a
-	// concurrent Connect already did and the source hands out a new one:
-	// invalidating that one would only make the source mint again.
-	if ti, ok := r.tokens.(tokenInvalidator); ok {
-		ti.InvalidateToken(first.token)
-	} else if cur, terr := r.currentToken(ctx); terr != nil || cur == first.token {
-		r.tokens.Invalidate()
-	}
-	conn, err = r.dial(ctx, nil)
-	if err != nil {
-		if IsAuthError(err) {
-			return nil, fmt.Errorf("connector: the database rejected the password twice, also after the token source was asked for a fresh token: %w", scrub(err))
+		lastErr = scrub(err)
+		if deadline.IsZero() {
+			deadline = start.Add(r.maxWait)
 		}
-		return nil, wrapConnectError(err)
+		ep, jerr := r.probes.join(lastErr)
+		if jerr != nil {
+			return nil, jerr
+		}
+		conn, err = r.probes.wait(ctx, ep, deadline)
+		if conn != nil || err != nil {
+			return conn, r.waitError(ctx, err, start, ep.cause())
+		}
+		// A probe got through: the server is back. Dial again.
 	}
-	return conn, nil
 }
 
 // currentToken asks the source for its token, waiting no longer than one
@@ -185,9 +238,16 @@ func (r *resolved) currentToken(ctx context.Context) (string, error) {
 	return r.tokens.Token(ctx)
 }
 
-func (r *resolved) dial(ctx context.Context, a *attempt) (driver.Conn, error) {
+// dial makes one connection attempt, bounded by the connect timeout and,
+// when it is not zero, by deadline.
+func (r *resolved) dial(ctx context.Context, a *attempt, deadline time.Time) (driver.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	if !deadline.IsZero() {
+		var cancel2 context.CancelFunc
+		ctx, cancel2 = context.WithDeadline(ctx, deadline)
+		defer cancel2()
+	}
 	if a != nil {
 		ctx = context.WithValue(ctx, attemptKey{}, a)
 	}
@@ -229,13 +289,15 @@ func (c *Connector) Driver() driver.Driver {
 // Close marks the Connector closed: later Connect calls return ErrClosed.
 // database/sql calls it from (*sql.DB).Close.
 //
-// A Connector starts no goroutine and holds no connection of its own (the
-// *sql.DB owns and closes its connections), so there is nothing else to
-// release. It does not close the TokenSource: a source may be shared by
-// several Connectors, and whoever created it stops it. Close is idempotent
-// and always returns nil.
+// A Connector holds no connection of its own (the *sql.DB owns and closes
+// its connections). Its only goroutine probes the server while Connects
+// wait out an outage; Close stops it, ends those waits with ErrClosed and
+// waits for the probe to finish. Close does not close the TokenSource: a
+// source may be shared by several Connectors, and whoever created it stops
+// it. Close is idempotent and always returns nil.
 func (c *Connector) Close() error {
 	c.closed.Store(true)
+	c.r.probes.close()
 	return nil
 }
 

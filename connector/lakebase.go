@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/lakesession/lakesession/lakebasecred"
 )
 
@@ -54,11 +56,47 @@ func WithApplicationName(name string) Option {
 	return func(c *Config) { c.ApplicationName = name }
 }
 
+// WithMaxConnectWait sets how long Connect waits out an outage; the default
+// is DefaultMaxConnectWait, and a negative d turns the waiting off (see
+// Config.MaxConnectWait).
+func WithMaxConnectWait(d time.Duration) Option {
+	return func(c *Config) { c.MaxConnectWait = d }
+}
+
+// WithQueryExecMode sets the pgx query exec mode of every connection (see
+// Config.QueryExecMode): pgx.QueryExecModeExec for a transaction pooler.
+func WithQueryExecMode(m pgx.QueryExecMode) Option {
+	return func(c *Config) { c.QueryExecMode = m }
+}
+
+// WithConnMaxLifetime sets how long a connection may live, each one retired
+// at a random moment in the last tenth of it; the default is
+// DefaultConnMaxLifetime (see Config.ConnMaxLifetime).
+func WithConnMaxLifetime(d time.Duration) Option {
+	return func(c *Config) { c.ConnMaxLifetime = d }
+}
+
+// WithPooledHost makes ForLakebase connect to the endpoint's pooled host
+// (lakebasecred.Source.PooledHost: the PgBouncer in transaction mode in
+// front of the endpoint) instead of its host, with the query exec mode
+// pgx.QueryExecModeExec unless WithQueryExecMode sets another. A Source
+// without a pooled host makes ForLakebase return a *ConfigError.
+//
+// The pooler may not accept every role: OAuth roles (a workspace user's
+// token as the password) may be refused by it, in which case connect to
+// the host itself. Each statement runs in a transaction of its own on
+// whichever server connection is free, so session state (SET, advisory
+// locks, temporary tables, LISTEN, prepared statements) does not carry
+// over between statements; a transaction keeps its server connection.
+func WithPooledHost() Option {
+	return func(c *Config) { c.pooled = true }
+}
+
 // ForLakebase returns a Connector that logs in to the Lakebase database of
 // src as src.User(), with src's current token as the password of every new
 // connection. Host, User and Database come from src; the options set the
-// rest. The Connector does not own src: close src, if at all, after the
-// *sql.DB.
+// rest (WithPooledHost takes the host from src too). The Connector does not
+// own src: close src, if at all, after the *sql.DB.
 func ForLakebase(src *lakebasecred.Source, opts ...Option) (*Connector, error) {
 	if src == nil {
 		return nil, &ConfigError{Problems: []string{"the Source is nil: pass the *lakebasecred.Source that lakebasecred.New returned"}}
@@ -77,6 +115,16 @@ func ForLakebase(src *lakebasecred.Source, opts ...Option) (*Connector, error) {
 	}
 	if cfg.SSLMode == "" && cfg.TLSConfig == nil {
 		cfg.SSLMode = LakebaseSSLMode
+	}
+	if cfg.pooled {
+		host := src.PooledHost()
+		if host == "" {
+			return nil, &ConfigError{Problems: []string{"WithPooledHost is set but the Lakebase endpoint has no pooled host (read_write_pooled_host): connect to its host without WithPooledHost, or enable the endpoint's connection pooler"}}
+		}
+		cfg.Host = host
+		if cfg.QueryExecMode == 0 {
+			cfg.QueryExecMode = pgx.QueryExecModeExec
+		}
 	}
 	return New(cfg)
 }

@@ -473,6 +473,7 @@ func TestConnectTimeout(t *testing.T) {
 		Host: "127.0.0.1", Port: port, User: "u", Database: "d",
 		Tokens: &fakeSource{tok: "t"}, SSLMode: "require",
 		ConnectTimeout: 300 * time.Millisecond,
+		MaxConnectWait: -1, // one attempt: its timeout is what this test checks
 	})
 	if err != nil {
 		t.Fatal(err)
