@@ -241,12 +241,12 @@ func TestRequestSpans(t *testing.T) {
 	for _, s := range got {
 		everything.WriteString(s.Name())
 		for _, kv := range s.Attributes() {
-			everything.WriteString(" " + string(kv.Key) + "=" + kv.Value.Emit())
+			everything.WriteString(" " + string(kv.Key) + "=" + kv.Value.String())
 		}
 		for _, ev := range s.Events() {
 			everything.WriteString(" " + ev.Name)
 			for _, kv := range ev.Attributes {
-				everything.WriteString(" " + kv.Value.Emit())
+				everything.WriteString(" " + kv.Value.String())
 			}
 		}
 		everything.WriteString(" " + s.Status().Description + "\n")
