@@ -53,7 +53,7 @@ func ExampleWithTracerProvider() {
 		for _, kv := range s.Attributes() {
 			switch kv.Key {
 			case "db.operation.name", "lakesession.items":
-				fmt.Printf(" %s=%s", kv.Key, kv.Value.Emit())
+				fmt.Printf(" %s=%s", kv.Key, kv.Value.String())
 			}
 		}
 		fmt.Println()

@@ -88,7 +88,7 @@ func (o *otelSDK) metrics(t testing.TB) map[string]metricdata.Metrics {
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	out := map[string]string{}
 	for _, kv := range kvs {
-		out[string(kv.Key)] = kv.Value.Emit()
+		out[string(kv.Key)] = kv.Value.String()
 	}
 	return out
 }
@@ -439,12 +439,12 @@ func TestTelemetryHoldsNoContent(t *testing.T) {
 		for _, sp := range spans {
 			texts = append(texts, sp.Name(), sp.Status().Description)
 			for _, kv := range sp.Attributes() {
-				texts = append(texts, string(kv.Key), kv.Value.Emit())
+				texts = append(texts, string(kv.Key), kv.Value.String())
 			}
 			for _, ev := range sp.Events() {
 				texts = append(texts, ev.Name)
 				for _, kv := range ev.Attributes {
-					texts = append(texts, kv.Value.Emit())
+					texts = append(texts, kv.Value.String())
 				}
 			}
 		}
