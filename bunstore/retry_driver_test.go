@@ -145,14 +145,6 @@ func scriptStore(t testing.TB, d *scriptDriver, opts ...bunstore.Option) *bunsto
 	return st
 }
 
-func repeatErr(err error, n int) []error {
-	out := make([]error, n)
-	for i := range out {
-		out[i] = err
-	}
-	return out
-}
-
 // A failure that lasts longer than WithMaxRetryWait fails the call in
 // about that time, not sooner and not much later, with the last cause and
 // the number of tries.
