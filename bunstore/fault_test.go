@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
@@ -573,6 +574,19 @@ func TestServerReadOnlyForThreeSeconds(t *testing.T) {
 	srv.Exec(t, "ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()")
 	time.Sleep(500 * time.Millisecond)
 	w.verify(t, db)
+	if len(w.seen) != 0 {
+		t.Errorf("callers saw errors: %v", w.summary())
+	}
+}
+
+// Through PgBouncer in transaction mode, with the connector's
+// pgx.QueryExecModeExec, the store works under concurrent load: every call
+// succeeds and every batch is stored once.
+func TestThroughPgBouncer(t *testing.T) {
+	st, direct := pgBouncerStore(t, pgx.QueryExecModeExec)
+	w := startWorkload(st, 8, "pgbouncer")
+	time.Sleep(time.Second)
+	w.verify(t, direct)
 	if len(w.seen) != 0 {
 		t.Errorf("callers saw errors: %v", w.summary())
 	}

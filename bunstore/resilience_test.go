@@ -4,18 +4,21 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/lakesession/lakesession/bunstore"
 	"github.com/lakesession/lakesession/connector"
 	"github.com/lakesession/lakesession/internal/faultproxy"
+	"github.com/lakesession/lakesession/internal/pgbouncer"
 	"github.com/lakesession/lakesession/internal/pgserver"
 )
 
@@ -77,6 +80,11 @@ func TestResilienceTable(t *testing.T) {
 			})
 		}
 	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec} {
+		t.Run(fmt.Sprintf("PgBouncer transaction mode / %v", mode), func(t *testing.T) {
+			rows = append(rows, measurePgBouncer(t, mode))
+		})
+	}
 	t.Log("\n| event | store retries | AddItems + GetItems calls | failed calls (outcome known) | outcome unknown | slowest call | dials | what the caller saw |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n" +
 		strings.Join(rows, "\n"))
 }
@@ -123,6 +131,56 @@ func measureEvent(t *testing.T, ev resilienceEvent, retries bool) string {
 		calls, failed, len(w.unknown), w.maxCall.Round(time.Millisecond), dials, seenSummary(w.seen))
 	t.Log(row)
 	return row
+}
+
+// measurePgBouncer runs the workload for 3 s through PgBouncer in
+// transaction mode, with the connector's query exec mode set to mode.
+func measurePgBouncer(t *testing.T, mode pgx.QueryExecMode) string {
+	st, db := pgBouncerStore(t, mode)
+	w := startWorkload(st, 8, "bouncer")
+	time.Sleep(3 * time.Second)
+	w.halt()
+	w.ledger.check(t, db)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	row := fmt.Sprintf("| PgBouncer %s, transaction mode, 3 s, query exec mode %v | on | %d | %d | %d | %v | - | %s |",
+		pgbouncerVersion(), mode, w.calls.Load()+w.gets.Load(), len(w.failed)+len(w.getErrs), len(w.unknown),
+		w.maxCall.Round(time.Millisecond), seenSummary(w.seen))
+	t.Log(row)
+	return row
+}
+
+// pgBouncerStore returns a Store through a private PgBouncer in
+// transaction mode (pool of 4 server connections) in front of a private
+// server, through the connector with the given query exec mode, and a
+// direct pool for checking what was stored.
+func pgBouncerStore(t *testing.T, mode pgx.QueryExecMode) (*bunstore.Store, *bun.DB) {
+	t.Helper()
+	srv := pgserver.Start(t)
+	srv.Exec(t, "CREATE ROLE app LOGIN PASSWORD 'app-secret'; GRANT CREATE ON SCHEMA public TO app")
+	b := pgbouncer.Start(t, srv.Host(), srv.Port(), pgbouncer.WithPoolSize(4))
+	c, err := connector.New(connector.Config{
+		DSN:           "postgres://app:app-secret@" + b.Addr() + "/postgres?sslmode=disable",
+		QueryExecMode: mode,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqldb := connector.OpenDB(c)
+	t.Cleanup(func() { sqldb.Close() })
+	st := newStore(t, bun.NewDB(sqldb, pgdialect.New()))
+	return st, openPool(t, srv.DSN())
+}
+
+func pgbouncerVersion() string {
+	out, err := exec.Command(pgbouncer.Bin(), "--version").Output()
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(out)); len(f) >= 2 {
+		return f[1]
+	}
+	return ""
 }
 
 var (
