@@ -185,7 +185,8 @@ func pgbouncerVersion() string {
 
 var (
 	reSession = regexp.MustCompile(`session "[^"]*"`)
-	reNumber  = regexp.MustCompile(`\b[0-9]+(\.[0-9]+)?(ms|s|µs)?\b`) // not inside a SQLSTATE such as 57P01
+	reNumber  = regexp.MustCompile(`SQLSTATE [0-9A-Z]{5}|\b[0-9]+(\.[0-9]+)?(ms|s|µs)?\b`)
+	reStmt    = regexp.MustCompile(`stmtcache_[0-9a-f]+`)
 	reDB      = regexp.MustCompile("`user=[^`]*`")
 )
 
@@ -196,7 +197,13 @@ func seenSummary(seen map[string]int) string {
 	for e, n := range seen {
 		e = reSession.ReplaceAllString(e, `session "…"`)
 		e = reDB.ReplaceAllString(e, "`…`")
-		e = reNumber.ReplaceAllString(e, "N")
+		e = reStmt.ReplaceAllString(e, "stmtcache_…")
+		e = reNumber.ReplaceAllStringFunc(e, func(m string) string {
+			if strings.HasPrefix(m, "SQLSTATE") {
+				return m
+			}
+			return "N"
+		})
 		groups[e] += n
 	}
 	type g struct {
