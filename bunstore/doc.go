@@ -150,8 +150,10 @@
 // Tries are spaced by a jittered exponential backoff (about 25 ms, doubling
 // to 1 s) and bounded by the call's context and by WithMaxRetryWait
 // (DefaultMaxRetryWait, 15 s): no try starts later than that after the
-// call began. The error of a call that tried more than once says how many
-// times and for how long, and wraps the last try's error.
+// call began. A try that opens a connection through package connector may
+// itself wait out an outage for up to the connector's MaxConnectWait; the
+// call's context bounds both. The error of a call that tried more than once
+// says how many times and for how long, and wraps the last try's error.
 //
 // A connection that failed in a way that makes it unfit for more work (a
 // network error, 25006, 57P01, 57P02, 57P03, 57P05, class 08) is closed
