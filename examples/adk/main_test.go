@@ -262,8 +262,9 @@ func askTurn(t *testing.T, svc session.Service, llm model.LLM, sessionID, text s
 func TestLakebaseTokenRotation(t *testing.T) {
 	ctx := context.Background()
 	lb := newLakebase(t)
-	// Tokens live 3 s, pooled connections 1 s: the proportions of
-	// Lakebase's one-hour tokens and OpenDB's 45-minute connections, fast.
+	// Tokens live 3 s and pooled connections are retired after 1 s: as
+	// OpenDB retires connections (45 minutes) before Lakebase's tokens
+	// expire (one hour), only faster.
 	const tokenLifetime, connLifetime = 3 * time.Second, time.Second
 	lb.fake.SetTokenLifetime(tokenLifetime)
 	db, closeDB := lb.open(t)
