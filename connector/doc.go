@@ -7,7 +7,9 @@
 // connection that is open stays open (the server checks a password only at
 // login), and the next one logs in with the next token. When the database
 // rejects a token, the Connector drops it from the source and tries once more
-// with a fresh one.
+// with a fresh one. It waits out short outages (a restart, a failover, a
+// wake-up), discards connections that can no longer be trusted, and spreads
+// the renewal of connections over time.
 //
 // # Lakebase
 //
@@ -100,8 +102,8 @@
 // # Pool settings
 //
 // OpenDB is sql.OpenDB plus settings for a service: connections retired
-// after 45 minutes (DefaultConnMaxLifetime), or after 10 idle minutes, at
-// most 20 open and 10 idle. Change them on the *sql.DB:
+// after 40.5 to 45 minutes (see Connection lifetimes), or after 10 idle
+// minutes, at most 20 open and 10 idle. Change them on the *sql.DB:
 //
 //	db := connector.OpenDB(c)
 //	db.SetMaxOpenConns(50)
@@ -111,6 +113,101 @@
 // Config.ConnectTimeout, 15 seconds by default, also when the caller's
 // context has no deadline.
 //
+// # Outages and retries
+//
+// A database that restarts for an update, wakes from scale-to-zero or fails
+// over is unreachable for a moment. Connect waits such moments out: when the
+// dial fails, the connection is reset or ends during the login, or the
+// server answers SQLSTATE 57P03 (cannot connect now: starting up or
+// shutting down), Connect tries again with backoff, about 50 ms doubling to
+// 2 s with jitter, until the caller's context ends or Config.MaxConnectWait
+// (WithMaxConnectWait) has passed since it was called, 30 seconds by
+// default:
+//
+//	c, err := connector.ForLakebase(src,
+//		connector.WithMaxConnectWait(10*time.Second), // a negative value: one attempt, no waiting
+//	)
+//
+// The Connects that wait at the same time share the attempts: one probe per
+// backoff step for all of them, whether 8 or 80 wait, and a Connect that
+// starts during a known outage joins the wait without dialing. When a probe
+// gets through, one waiter takes its connection and the others dial at
+// once. A rejected login (28P01, 28000) is not an outage: it keeps its one
+// retry with a fresh token. A wait that ends unsuccessfully returns an error
+// that says how long it waited and wraps the last cause (errors.As reaches
+// the *pgconn.PgError or the network error; errors.Is the context's error
+// when the context ended the wait). Close ends the waits with ErrClosed.
+//
+// A connection that can no longer be trusted is discarded: database/sql
+// closes it and takes or opens another the next time it would hand it out,
+// so that no later call fails on it. That is a connection that received
+// 25006 (read-only transaction: after a failover, it reached a server that
+// is a standby now), 57P01 or 57P02 (administrator or crash shutdown, a
+// terminated backend), 57P05 (idle-session timeout) or an error of class 08
+// (connection exception); and one that the server closed, or sent an
+// unasked message to (as a terminated backend does), while it sat idle in
+// the pool, which a non-blocking look at its socket finds before it is
+// handed out. The Connector does this with pgx's hooks: OnPgError, and
+// stdlib's ShouldPing and ResetSession, whose driver.ErrBadConn makes
+// database/sql replace the connection without failing the caller.
+//
+// What the Connector cannot know is a statement's outcome when the
+// connection breaks while it runs: the caller gets the error. Retrying a
+// statement is for the layer that knows whether it is idempotent or did not
+// commit (package bunstore does).
+//
+// # Transaction poolers
+//
+// A transaction pooler, such as the PgBouncer of a Lakebase autoscaling
+// endpoint, gives each transaction whichever server connection is free.
+// pgx's default query exec mode prepares statements on the server
+// connection and reuses them by name, which breaks there (42P05, prepared
+// statement already exists, or 26000, does not exist). Set
+// Config.QueryExecMode (WithQueryExecMode) to pgx.QueryExecModeExec, which
+// sends each statement with its arguments unnamed, or use PgBouncer 1.21 or
+// later with max_prepared_statements set:
+//
+//	c, err := connector.New(connector.Config{
+//		Host:          "pooler.internal.example.com",
+//		Port:          6432,
+//		User:          "app",
+//		Database:      "app",
+//		Tokens:        myTokens,
+//		QueryExecMode: pgx.QueryExecModeExec,
+//	})
+//
+// For Lakebase, WithPooledHost connects to the endpoint's pooled host
+// (lakebasecred.Source.PooledHost) with that exec mode:
+//
+//	c, err := connector.ForLakebase(src, connector.WithPooledHost())
+//	if err != nil {
+//		return err // *connector.ConfigError when the endpoint has no pooled host
+//	}
+//
+// The pooler may not accept OAuth roles (a workspace user's token as the
+// password): if its logins are refused, connect to the host itself. Through
+// a pooler, session state does not carry over between transactions: SET,
+// advisory locks, temporary tables, LISTEN, db.Prepare. Config.Schema is
+// sent as a startup parameter, which PgBouncer refuses unless it is in its
+// ignore_startup_parameters (and then ignores it): through a pooler, give
+// the role a search_path instead (ALTER ROLE ... SET search_path).
+//
+// # Connection lifetimes
+//
+// Connections are renewed: each logs in again with the token current then,
+// and reaches the new server after a failover or a resize. Each connection
+// retires at a random moment in the last tenth of Config.ConnMaxLifetime
+// (WithConnMaxLifetime; DefaultConnMaxLifetime, 45 minutes, when 0): between
+// 40.5 and 45 minutes after it logged in, never later. So the connections
+// opened together, by a deploy or a wake-up, are not all replaced in the
+// same second: their logins are spread over 4.5 minutes. A retired
+// connection is closed when database/sql would next hand it out, and
+// replaced without failing the caller. OpenDB also sets the lifetime as the
+// pool's SetConnMaxLifetime, the upper bound; a shorter
+// db.SetConnMaxLifetime would retire connections at exactly that age, all
+// at once, so change the lifetime on the Config instead. A negative
+// ConnMaxLifetime keeps connections regardless of age.
+//
 // # Errors
 //
 // New and ForLakebase validate a private copy of the configuration and
@@ -119,19 +216,21 @@
 //
 // Connect returns the token source's error wrapped (for a Lakebase source, a
 // retryable *lakebasecred.RefreshError), or pgx's connection error wrapped,
-// which names the user and the database; IsAuthError tells a rejected login
-// (SQLSTATE 28P01 or 28000) apart, and errors.As reaches the
-// *pgconn.PgError. No error, String or GoString of this package ever
-// contains a password or token.
+// which names the user and the database; after waiting out an outage, an
+// error that says how long it waited and wraps the last one (see Outages
+// and retries). IsAuthError tells a rejected login (SQLSTATE 28P01 or
+// 28000) apart, and errors.As reaches the *pgconn.PgError. No error, String
+// or GoString of this package ever contains a password or token.
 //
 // # What a Connector owns
 //
-// Nothing that needs stopping: it starts no goroutine, and the connections
-// belong to the *sql.DB, which closes them in (*sql.DB).Close. That Close
-// also calls the Connector's Close, after which Connect returns ErrClosed,
-// so give each *sql.DB a Connector of its own. The TokenSource is not the
-// Connector's: close it yourself (lakebasecred.Source.Close), after the
-// *sql.DB.
+// One goroutine, only while Connects wait out an outage: it probes the
+// server and ends when the server answers or nobody waits any more. The
+// connections belong to the *sql.DB, which closes them in (*sql.DB).Close.
+// That Close also calls the Connector's Close, which stops the probing and
+// after which Connect returns ErrClosed, so give each *sql.DB a Connector of
+// its own. The TokenSource is not the Connector's: close it yourself
+// (lakebasecred.Source.Close), after the *sql.DB.
 //
 // # Testing
 //

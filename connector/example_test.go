@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log"
 	"sync"
+	"time"
 
 	"github.com/databricks/databricks-sdk-go"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lakesession/lakesession/connector"
 	"github.com/lakesession/lakesession/lakebasecred"
@@ -120,4 +122,86 @@ func ExampleConfigError() {
 	fmt.Println(err)
 	// Output:
 	// connector: invalid configuration (3 problems): Database is empty: set Config.Database (on Lakebase it is databricks_postgres); Tokens and Password are both set: set only one of them; SSLMode "prefer" can send the token without TLS: with Config.Tokens set SSLMode to require, verify-ca or verify-full (empty means verify-full)
+}
+
+// Through a transaction pooler of your own (PgBouncer in transaction mode),
+// statements must not be prepared by name on the server connection: pgx's
+// exec mode QueryExecModeExec sends each one with its arguments. It works
+// with a token source as with a static password.
+func ExampleConfig_queryExecMode() {
+	c, err := connector.New(connector.Config{
+		Host:           "pgbouncer.internal.example.com",
+		Port:           6432,
+		User:           "app",
+		Database:       "app",
+		Password:       "secret",
+		SSLMode:        "verify-full",
+		QueryExecMode:  pgx.QueryExecModeExec,
+		MaxConnectWait: 10 * time.Second, // wait out a restart of the pooler up to 10 s
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	db := connector.OpenDB(c)
+	defer db.Close()
+	fmt.Println(c)
+	// Output:
+	// connector.Connector(host=pgbouncer.internal.example.com port=6432 user=app database=app sslmode=verify-full password=static query_exec_mode=exec)
+}
+
+// WithQueryExecMode chooses pgx's query exec mode: here, through a Lakebase
+// pooler that is PgBouncer 1.21 or later with max_prepared_statements set,
+// pgx's statement cache can stay on, instead of the exec mode that
+// WithPooledHost sets.
+func ExampleWithQueryExecMode() {
+	ctx := context.Background()
+	w, err := databricks.NewWorkspaceClient()
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Project: "agents", Branch: "production"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+
+	c, err := connector.ForLakebase(src,
+		connector.WithPooledHost(),
+		connector.WithQueryExecMode(pgx.QueryExecModeCacheStatement),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	db := connector.OpenDB(c)
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// A Lakebase autoscaling endpoint with a connection pooler: WithPooledHost
+// connects to its pooled host (read_write_pooled_host) with the exec mode a
+// transaction pooler needs. An endpoint without one is a *ConfigError.
+func ExampleWithPooledHost() {
+	ctx := context.Background()
+	w, err := databricks.NewWorkspaceClient()
+	if err != nil {
+		log.Fatal(err)
+	}
+	src, err := lakebasecred.New(ctx, w, lakebasecred.Target{Endpoint: "projects/agents/branches/production/endpoints/primary"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	fmt.Println("pooled host:", src.PooledHost())
+
+	c, err := connector.ForLakebase(src, connector.WithPooledHost())
+	if err != nil {
+		log.Fatal(err) // no pooled host: connect without WithPooledHost
+	}
+	db := connector.OpenDB(c)
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		log.Fatal(err)
+	}
 }
