@@ -590,3 +590,32 @@ func TestQueryExecModeConfig(t *testing.T) {
 		t.Errorf("QueryExecMode 42: %v, want a ConfigError naming it", err)
 	}
 }
+
+// A healthy connection is reused, over TLS and without it: the checks before
+// a connection is handed out find nothing to discard.
+func TestHealthyConnectionsAreReused(t *testing.T) {
+	t.Parallel()
+	s := tlsServer(t)
+	tok := randomToken(t)
+	role := s.newRole(t, tok)
+	plain := newProxied(t)
+	for name, cfg := range map[string]connector.Config{
+		"tls":       s.tokenConfig(role, &fakeSource{tok: tok}),
+		"plaintext": {Host: plain.p.Host(), Port: plain.p.Port(), User: plain.role, Database: plain.database, Password: plain.password, SSLMode: "disable"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, _ := openDB(t, cfg)
+			db.SetMaxOpenConns(1)
+			ctx := withTimeout(t, 30*time.Second)
+			first := backendPID(t, ctx, db)
+			for i := range 30 {
+				if i == 15 {
+					time.Sleep(1100 * time.Millisecond) // idle long enough for pgx's ping
+				}
+				if pid := backendPID(t, ctx, db); pid != first {
+					t.Fatalf("call %d ran on backend %d, not %d: a healthy connection was discarded", i, pid, first)
+				}
+			}
+		})
+	}
+}
