@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"strconv"
 	"testing"
@@ -100,4 +101,51 @@ func BenchmarkConnectInterleaved(b *testing.B) {
 	b.ReportMetric(float64(tPlain.Nanoseconds())/float64(n), "pgx-ns/conn")
 	b.ReportMetric(float64(tConn.Nanoseconds())/float64(n), "connector-ns/conn")
 	b.ReportMetric(float64(tPlain)/float64(tConn), "throughput-ratio")
+}
+
+// BenchmarkPooledQueryInterleaved runs SELECT 1 on a pooled connection
+// through a *sql.DB on plain pgx and one on the Lakebase Connector in turn,
+// so that both see the same load: the Connector's checks before a
+// connection is handed out (a look at its socket, its lifetime, whether it
+// got an error that distrusts it) are in its figure. It reports the
+// Connector's throughput relative to plain pgx (1 means as fast).
+func BenchmarkPooledQueryInterleaved(b *testing.B) {
+	plain, _, lakebase := connectors(b)
+	ctx := context.Background()
+	dbPlain, dbConn := sqlOpenDB(plain), sqlOpenDB(lakebase)
+	defer dbPlain.Close()
+	defer dbConn.Close()
+	query := func(db *sql.DB) time.Duration {
+		start := time.Now()
+		var one int
+		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	query(dbPlain) // open the pooled connections
+	query(dbConn)
+	var tPlain, tConn time.Duration
+	n := 0
+	for b.Loop() {
+		if n%2 == 0 {
+			tPlain += query(dbPlain)
+			tConn += query(dbConn)
+		} else {
+			tConn += query(dbConn)
+			tPlain += query(dbPlain)
+		}
+		n++
+	}
+	b.ReportMetric(float64(tPlain.Nanoseconds())/float64(n), "pgx-ns/query")
+	b.ReportMetric(float64(tConn.Nanoseconds())/float64(n), "connector-ns/query")
+	b.ReportMetric(float64(tPlain)/float64(tConn), "throughput-ratio")
+}
+
+// sqlOpenDB is a pool of one connection on dc.
+func sqlOpenDB(dc driver.Connector) *sql.DB {
+	db := sql.OpenDB(dc)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	return db
 }
