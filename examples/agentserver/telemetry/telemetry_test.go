@@ -29,6 +29,7 @@ import (
 	"github.com/lakesession/lakesession/examples/agentserver/agent"
 	"github.com/lakesession/lakesession/examples/agentserver/storage"
 	"github.com/lakesession/lakesession/examples/agentserver/telemetry"
+	"github.com/lakesession/lakesession/internal/testdb"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -433,5 +434,46 @@ func TestSetupWithNothingInstallsNothing(t *testing.T) {
 	}
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRequestSpansPostgres: on PostgreSQL through the connector, with no
+// idle connection kept, so that each statement opens one, the store's spans
+// are the server span's children, each over the connection it opened.
+func TestRequestSpansPostgres(t *testing.T) {
+	keepGlobals(t)
+	spans := tracetest.NewInMemoryExporter()
+	shutdown, err := telemetry.Setup(context.Background(), telemetry.Config{SpanExporters: []sdktrace.SpanExporter{spans}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	st, err := storage.Open(context.Background(), storage.Config{DatabaseURL: testdb.NewDatabase(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.DB.SetMaxIdleConns(0)
+	srv := server(t, st)
+	spans.Reset()
+	post(t, srv.URL, "s", "Hello I live in SF!", nil)
+
+	got := spans.GetSpans().Snapshots()
+	sortByStart(got)
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range got {
+		byID[s.SpanContext().SpanID()] = s
+	}
+	var under []string
+	for _, s := range got {
+		if p, ok := byID[s.Parent().SpanID()]; ok && p.Name() == "POST /invocations" && strings.HasPrefix(s.Name(), "lakesession.") {
+			under = append(under, s.Name())
+			if a := attrs(s); a["db.system.name"].AsString() != "postgresql" {
+				t.Errorf("%s: db.system.name %v", s.Name(), a["db.system.name"])
+			}
+		}
+	}
+	if got, want := strings.Join(under, ", "), "lakesession.GetItems, lakesession.AddItems"; got != want {
+		t.Errorf("store spans under the server span: %s, want %s", got, want)
 	}
 }
