@@ -29,10 +29,14 @@
 // # An agent loop with openai-go
 //
 // New wraps any lakesession.Session. History returns what to send to the
-// model: the latest items of the session, without those that would make the
-// Responses API reject the list (see lakesession.RepairHistory). AddTurn
-// stores the turn's new input and the response's output items, exactly as
-// the API returned them, in one batch:
+// model at the start of a user turn: the latest items of the session,
+// without those that would make the Responses API reject the list (see
+// lakesession.RepairHistory). AddTurn stores a step of the turn, its new
+// input and the response's output items exactly as the API returned them,
+// in one batch. Within the turn, the requests that follow send the history,
+// then the turn's items so far, kept in memory: its input, each response's
+// output items (InputItems turns them into input items) and the tools'
+// outputs.
 //
 //	store, err := bunstore.New(db) // PostgreSQL, Lakebase or SQLite
 //	if err != nil {
@@ -40,29 +44,40 @@
 //	}
 //	sess := openaisession.New(store.Session(sessionID))
 //
+//	history, err := sess.History(ctx, 50) // once per user turn
+//	if err != nil {
+//		return err
+//	}
+//	conversation := history
 //	input := []responses.ResponseInputItemUnionParam{
 //		responses.ResponseInputItemParamOfMessage(question, responses.EasyInputMessageRoleUser),
 //	}
-//	history, err := sess.History(ctx, 50)
-//	if err != nil {
-//		return err
-//	}
-//	resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
-//		Model: openai.ChatModelGPT5_4Mini,
-//		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: append(history, input...)},
-//		Tools: tools,
-//	})
-//	if err != nil {
-//		return err
-//	}
-//	if err := sess.AddTurn(ctx, input, resp.Output); err != nil {
-//		return err
+//	for len(input) > 0 {
+//		conversation = append(conversation, input...)
+//		resp, err := client.Responses.New(ctx, responses.ResponseNewParams{
+//			Model: openai.ChatModelGPT5_4Mini,
+//			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: conversation},
+//			Tools: tools,
+//		})
+//		if err != nil {
+//			return err
+//		}
+//		if err := sess.AddTurn(ctx, input, resp.Output); err != nil {
+//			return err
+//		}
+//		output, err := openaisession.InputItems(resp.Output)
+//		if err != nil {
+//			return err
+//		}
+//		conversation = append(conversation, output...)
+//		input = runTools(resp.Output) // the function_call_output items of its calls; none ends the turn
 //	}
 //
-// When the response calls a function tool, run it and make the next turn's
-// input the function_call_output items; the call itself is already stored
-// with the response's output. History(limit) reads limit items and may
-// return fewer: a pair the window cut is dropped, never half-sent.
+// Do not call History again in the middle of a turn: the call a response
+// just made is then the newest stored item, without its output, and History
+// leaves it out, so the request that sends its output would be rejected.
+// History(limit) reads limit items and may return fewer: a pair the window
+// cut is dropped, never half-sent.
 //
 // # With openai-agents-go
 //

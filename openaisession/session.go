@@ -68,6 +68,15 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]responses.Response
 // History reads limit items and no more, in one call to GetItems: the list
 // can be shorter than limit when the window cut a pair, and limit stays a
 // bound on what the model is sent. Stored items are not changed.
+//
+// Call History once per user turn, before its first request, and keep the
+// turn's own items in memory for the requests that follow within the turn
+// (send the history, then the turn's items so far: its input, the output
+// items of each response as InputItems returns them, and the tools'
+// outputs). Calling History again in the middle of a turn does not work:
+// the call a response just made is the newest stored item, its output is
+// not stored yet, so History leaves the call out (and its reasoning), and
+// a request that sends the call's output after it is rejected by the API.
 func (s *Session) History(ctx context.Context, limit int) ([]responses.ResponseInputItemUnionParam, error) {
 	raws, err := s.s.GetItems(ctx, limit)
 	if err != nil {
@@ -118,14 +127,11 @@ func (s *Session) AddTurn(ctx context.Context, input []responses.ResponseInputIt
 		raws = append(raws, raw)
 	}
 	for i, it := range output {
-		raw := it.RawJSON()
-		if raw == "" {
-			return fmt.Errorf("add turn to session %q: output item %d: %w: it has no raw JSON, so it was not decoded from an API response; pass it in input, as an input item", s.s.SessionID(), i, lakesession.ErrInvalidItem)
-		}
-		if _, err := lakesession.CompactItem(json.RawMessage(raw)); err != nil {
+		raw, err := outputJSON(it)
+		if err != nil {
 			return fmt.Errorf("add turn to session %q: output item %d: %w", s.s.SessionID(), i, err)
 		}
-		raws = append(raws, json.RawMessage(raw))
+		raws = append(raws, raw)
 	}
 	if len(raws) == 0 {
 		return nil
@@ -148,6 +154,41 @@ func (s *Session) PopItem(ctx context.Context) (*responses.ResponseInputItemUnio
 // ClearSession removes every item of the session and the session itself.
 func (s *Session) ClearSession(ctx context.Context) error {
 	return s.s.ClearSession(ctx)
+}
+
+// InputItems returns the output items of a response as the input items
+// that stand for them in the next request of the same turn, such as a
+// request that sends the outputs of the tools the response called: each is
+// decoded, as Decode does, from the JSON the API returned (its RawJSON), so
+// it is sent back with every field it came with. An item that Decode
+// rejects (a type newer than this openai-go) becomes a pass-through item
+// (see Session), sent as that JSON.
+//
+// An output item with no raw JSON (built in code rather than decoded from a
+// response) gets an error that wraps lakesession.ErrInvalidItem and names
+// it, as in AddTurn.
+func InputItems(output []responses.ResponseOutputItemUnion) ([]responses.ResponseInputItemUnionParam, error) {
+	items := make([]responses.ResponseInputItemUnionParam, len(output))
+	for i, it := range output {
+		raw, err := outputJSON(it)
+		if err != nil {
+			return nil, fmt.Errorf("output item %d: %w", i, err)
+		}
+		items[i] = decodeOne(raw)
+	}
+	return items, nil
+}
+
+// outputJSON returns the JSON in which the API returned an output item.
+func outputJSON(it responses.ResponseOutputItemUnion) (json.RawMessage, error) {
+	raw := it.RawJSON()
+	if raw == "" {
+		return nil, fmt.Errorf("%w: it has no raw JSON, so it was not decoded from an API response; pass it in input, as an input item", lakesession.ErrInvalidItem)
+	}
+	if _, err := lakesession.CompactItem(json.RawMessage(raw)); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(raw), nil
 }
 
 func decodeStored(raws []json.RawMessage) []responses.ResponseInputItemUnionParam {

@@ -1,6 +1,0 @@
-//go:build !race
-
-package main_test
-
-// raceEnabled is true when the tests are built with -race.
-const raceEnabled = false
