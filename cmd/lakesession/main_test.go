@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,14 +34,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "lakesession")
-	// Built with the test binary's own -race setting, so that the packages
-	// compiled for the test are reused and only the link is new.
-	args := []string{"build", "-o", binary}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, ".")
-	build := exec.Command(goTool(), args...)
+	// Built without the race detector, also under go test -race: an
+	// instrumented binary takes about a second more to start, and these
+	// tests start it some hundred times. The command's code runs under the
+	// race detector in package cli's tests, in this process, and the
+	// library's in its own packages' tests. (make test runs go vet first,
+	// which leaves the packages compiled without -race in the build cache.)
+	build := exec.Command(goTool(), "build", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "build the lakesession binary: %v\n", err)
@@ -49,7 +49,65 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if leaks := printedSecrets(); len(leaks) > 0 {
+		for _, l := range leaks {
+			fmt.Fprintln(os.Stderr, "FAIL:", l)
+		}
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// Every output of every run of the binary is kept, and when the tests are
+// done it is searched for every secret the tests know of: the tokens each
+// lakebasetest control plane minted, the Databricks token, role passwords.
+// Only the stdout of a successful `lakesession token` may hold a token.
+var printed struct {
+	sync.Mutex
+	outputs []output
+	secrets []func() []string
+}
+
+type output struct {
+	test, args, text string
+}
+
+// record keeps text, printed by the binary run with args in test t.
+func record(t *testing.T, args []string, text string) {
+	printed.Lock()
+	defer printed.Unlock()
+	printed.outputs = append(printed.outputs, output{t.Name(), strings.Join(args, " "), text})
+}
+
+// secrets adds a source of secrets that no output may contain; it is read
+// after every test is done.
+func secrets(source func() []string) {
+	printed.Lock()
+	defer printed.Unlock()
+	printed.secrets = append(printed.secrets, source)
+}
+
+// printedSecrets returns a line for each output that contains a secret,
+// without the secret.
+func printedSecrets() []string {
+	printed.Lock()
+	defer printed.Unlock()
+	var known []string
+	for _, source := range printed.secrets {
+		known = append(known, source()...)
+	}
+	var leaks []string
+	for _, o := range printed.outputs {
+		for _, s := range known {
+			if len(s) >= 8 && strings.Contains(o.text, s) {
+				leaks = append(leaks, fmt.Sprintf("%s: lakesession %s printed a secret (%d bytes)", o.test, o.args, len(s)))
+			}
+		}
+	}
+	if len(printed.outputs) == 0 && len(known) > 0 {
+		leaks = append(leaks, "no output of the binary was recorded: the secret scan checked nothing")
+	}
+	return leaks
 }
 
 // goTool finds the go command: go test puts its own first on PATH.
@@ -112,6 +170,13 @@ func lakesession(t *testing.T, env []string, stdin string, args ...string) resul
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	defer func() {
+		// The token command prints its token on stdout: that is its job.
+		if len(args) == 0 || args[0] != "token" || r.code != 0 {
+			record(t, args, r.stdout)
+		}
+		record(t, args, r.stderr)
+	}()
 	if cmd.Process != nil {
 		r.pid = cmd.Process.Pid
 	}

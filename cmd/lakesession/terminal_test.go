@@ -79,6 +79,8 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	}
 	shown := string(<-screen)
 	t.Logf("the terminal showed %q", shown)
+	record(t, cmd.Args[1:], shown)
+	record(t, cmd.Args[1:], stdout.String())
 	if !strings.Contains(shown, "%") || !strings.Contains(shown, "sessions") || !strings.Contains(shown, "\r") {
 		t.Errorf("no progress bar on the terminal; it showed %q", shown)
 	}
