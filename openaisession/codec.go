@@ -29,9 +29,9 @@ type item = responses.ResponseInputItemUnionParam
 //   - no "type" and a "role": OfMessage (an easy message, as the Python
 //     Agents SDK stores user input);
 //   - no "type", no "role" and an "id": OfItemReference;
-//   - "message" with role "assistant" and an "id": OfOutputMessage (the form
-//     in which the API returns the model's messages), so "id", "status" and
-//     "phase" are kept;
+//   - "message" with role "assistant", an "id" and content that is not a
+//     string: OfOutputMessage (the form in which the API returns the model's
+//     messages), so "id", "status" and "phase" are kept;
 //   - "message" with another role and a content list: OfInputMessage;
 //   - any other "message": OfMessage;
 //   - every other type: the variant of that type.
@@ -112,6 +112,21 @@ func variantsSet(it item) int {
 // maxTypeLen is the longest "type" an error repeats.
 const maxTypeLen = 64
 
+// isTypeName reports whether typ looks like an item type of the Responses
+// API (such as "function_call"), which an error may repeat.
+func isTypeName(typ string) bool {
+	if typ == "" || len(typ) > maxTypeLen {
+		return false
+	}
+	for i := 0; i < len(typ); i++ {
+		c := typ[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // pick sets the variant of u that top is and returns it, with the type's
 // name for errors.
 func pick(u *item, top []member) (variant, string, error) {
@@ -138,7 +153,7 @@ func pick(u *item, top []member) (variant, string, error) {
 		_, hasID := lookup(top, "id")
 		content, _ := lookup(top, "content")
 		switch {
-		case role == "assistant" && hasID:
+		case role == "assistant" && hasID && (len(content) == 0 || content[0] != '"'):
 			return set(&u.OfOutputMessage), typ, nil
 		case role != "assistant" && len(content) > 0 && content[0] == '[':
 			return set(&u.OfInputMessage), typ, nil
@@ -148,11 +163,12 @@ func pick(u *item, top []member) (variant, string, error) {
 	}
 	newVariant, ok := variants[typ]
 	if !ok {
-		shown := typ
-		if len(shown) > maxTypeLen {
-			shown = shown[:maxTypeLen] + "..."
+		if !isTypeName(typ) {
+			// Not a name the API could give: it may be text that belongs
+			// in the item, which an error never repeats.
+			return variant{}, "", fmt.Errorf(`%w: %w: its "type" is not a type name (lower-case letters, digits and "_"); check what wrote it`, lakesession.ErrInvalidItem, ErrUnknownType)
 		}
-		return variant{}, "", fmt.Errorf("%w: %w: type %q; upgrade github.com/openai/openai-go/v3 to a version that knows it", lakesession.ErrInvalidItem, ErrUnknownType, shown)
+		return variant{}, "", fmt.Errorf("%w: %w: type %q; upgrade github.com/openai/openai-go/v3 to a version that knows it", lakesession.ErrInvalidItem, ErrUnknownType, typ)
 	}
 	return newVariant(u), typ, nil
 }

@@ -86,6 +86,14 @@ func TestDecodeFillsTypedFields(t *testing.T) {
 		t.Fatalf("output message decoded as %+v", om)
 	}
 
+	// With text content, an assistant message is an easy message even with
+	// an id, so its text is in a typed field (the id and status are kept
+	// in ExtraFields).
+	it = decode(t, `{"type":"message","id":"msg_4","role":"assistant","status":"completed","content":"You said SF."}`)
+	if m := it.OfMessage; m == nil || m.Content.OfString.Value != "You said SF." || m.Role != responses.EasyInputMessageRoleAssistant {
+		t.Fatalf("assistant message with text content decoded as %v", setVariants(it))
+	}
+
 	it = decode(t, `{"role":"user","content":"Hello I live in SF!"}`)
 	if m := it.OfMessage; m == nil || m.Role != responses.EasyInputMessageRoleUser || m.Content.OfString.Value != "Hello I live in SF!" {
 		t.Fatalf("easy message decoded as %+v", it.OfMessage)
@@ -159,7 +167,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"message without role", `{"type":"message","content":"` + secret + `"}`, `without a string "role"`, false},
 		{"message with a role that is not a string", `{"type":"message","role":1,"content":"` + secret + `"}`, `without a string "role"`, false},
 		{"unknown type", `{"type":"hologram_call","content":"` + secret + `"}`, `type "hologram_call"`, true},
-		{"long unknown type", `{"type":"` + strings.Repeat("x", 100) + `"}`, strings.Repeat("x", 64) + `..."`, true},
+		{"long unknown type", `{"type":"` + strings.Repeat("x", 100) + `"}`, `"type" is not a type name`, true},
+		{"type that is text", `{"type":"` + secret + `","role":"user"}`, `"type" is not a type name`, true},
+		{"type with a quote", `{"type":"a\"` + secret + `"}`, `"type" is not a type name`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,8 @@ var fixtures = []fixture{
 	{"easy assistant message", "OfMessage", `{"role":"assistant","content":"You said SF."}`},
 	{"typed developer message", "OfMessage", `{"type":"message","role":"developer","content":"Answer in one sentence."}`},
 	{"assistant message without id", "OfMessage", `{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Hi","annotations":[]}]}`},
+	{"assistant message with id and text content", "OfMessage", `{"type":"message","id":"msg_4","role":"assistant","status":"completed","content":"You said SF."}`},
+	{"typed user message with text content", "OfMessage", `{"type":"message","role":"user","content":"What's the weather in SF?"}`},
 	{"input message", "OfInputMessage", `{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_file","file_id":"file-1"}]}`},
 	{"input message with id and status", "OfInputMessage", `{"type":"message","id":"msg_in","role":"system","status":"completed","content":[{"type":"input_text","text":"Be brief."}]}`},
 	{"assistant output message", "OfOutputMessage", `{"id":"msg_68a1","type":"message","status":"completed","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"You live in SF."}],"role":"assistant"}`},
