@@ -15,8 +15,8 @@
 // same JSON value as raw, with fields openai-go does not know, nulls and
 // numbers as they were. Assistant messages in the form the API returns them
 // ("type":"message" with an "id" and a content list) decode into
-// OfOutputMessage, so their id
-// and status are kept; messages without "type" decode into OfMessage.
+// OfOutputMessage, so their id and status are kept; messages without "type"
+// decode into OfMessage.
 //
 //	item, err := openaisession.Decode(raw)
 //	if err != nil {
