@@ -59,6 +59,7 @@ func TestUsage(t *testing.T) {
 		{nil, []string{"sessions", "import", "--sqlite", db, "--if-exists", "merge"}, `--if-exists "merge": use refuse or append`},
 		{nil, []string{"sessions", "import", "--sqlite", db, "a", "b"}, "reads one file"},
 		{nil, []string{"prune", "--sqlite", db, "--older-than", "soon"}, `--older-than "soon": not an age`},
+		{nil, []string{"prune", "--sqlite", db, "--older-than", "6m"}, `--older-than "6m": "m" could mean minutes or months: write min for minutes (90min)`},
 		{nil, []string{"migrate", "down", "--sqlite", db}, "pass --yes"},
 		{nil, []string{"migrate", "up", "--sqlite", db, "--migrations-table", "x-y"}, `--migrations-table "x-y"`},
 		{nil, []string{"token", "--sqlite", db}, "token needs a Lakebase target"},

@@ -26,7 +26,8 @@ func TestParseAge(t *testing.T) {
 		{"12h", 12 * time.Hour},
 		{"2w", 14 * 24 * time.Hour},
 		{"1d12h", 36 * time.Hour},
-		{"90m", 90 * time.Minute},
+		{"90min", 90 * time.Minute},
+		{"1h30min", 90 * time.Minute},
 		{"45s", 45 * time.Second},
 		{" 7d ", 7 * 24 * time.Hour},
 		{"1.5h", 90 * time.Minute},
@@ -37,9 +38,19 @@ func TestParseAge(t *testing.T) {
 			t.Errorf("parseAge(%q) = %v, %v; want %v", c.in, got, err, c.want)
 		}
 	}
-	for _, in := range []string{"", "30", "d", "0s", "0d", "-1d", "30x", "1d-2h", "99999999999999999999d", "1000000w"} {
+	for _, in := range []string{"", "30", "d", "0s", "0d", "-1d", "30x", "1d-2h", "99999999999999999999d", "1000000w", "1y", "6mo", "30D"} {
 		if got, err := parseAge(in); err == nil {
 			t.Errorf("parseAge(%q) = %v, want an error", in, got)
+		}
+	}
+	// An "m" unit could be minutes or months: a prune must not guess.
+	for _, in := range []string{"6m", "90m", "1h30m", "1.5m", "2m30s", "1d6m"} {
+		got, err := parseAge(in)
+		if err == nil || !strings.Contains(err.Error(), "minutes or months") {
+			t.Errorf("parseAge(%q) = %v, %v; want an error about minutes or months", in, got, err)
+		}
+		if _, err := parseSince(in, time.Now()); err == nil || !strings.Contains(err.Error(), "minutes or months") {
+			t.Errorf("parseSince(%q) = %v; want an error about minutes or months", in, err)
 		}
 	}
 }
@@ -126,7 +137,7 @@ func FuzzLineRoundTrip(f *testing.F) {
 }
 
 func FuzzParseAge(f *testing.F) {
-	for _, s := range []string{"30d", "1d12h", "90m", "1.5h", "0s", "9223372036854775807s"} {
+	for _, s := range []string{"30d", "1d12h", "90min", "6m", "1.5h", "0s", "9223372036854775807s"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -22,12 +22,15 @@ func (a *app) pruneCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune --older-than AGE [--dry-run] [--batch-size N]",
 		Short: "Delete the sessions not updated for a while, in batches",
-		Long: `prune deletes every session whose last update is older than --older-than
-(30d, 12h, 2w, 1d12h, 90m), with all its items, through bunstore's
-PruneSessions: at most --batch-size sessions per transaction, each a short
-transaction of its own, and a session is deleted whole or kept whole, also
-while items are being added to it. --dry-run counts what would be deleted
-and deletes nothing.
+		Long: `prune deletes every session whose last update is older than --older-than,
+with all its items, through bunstore's PruneSessions: at most --batch-size
+sessions per transaction, each a short transaction of its own, and a
+session is deleted whole or kept whole, also while items are being added
+to it. --dry-run counts what would be deleted and deletes nothing.
+
+The age is a number and a unit: w (weeks), d (days), h, min or s, as in 30d,
+12h, 2w, 1d12h or 90min. "m" is refused, since it could mean minutes or
+months: write 90min, or 180d.
 
 On a terminal a progress bar shows on stderr; the result is one line on
 stdout.`,
@@ -43,7 +46,7 @@ stdout.`,
 			return a.prune(cmd.Context(), a.env.Now().Add(-age), f)
 		}),
 	}
-	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "delete the sessions not updated for this long: 30d, 12h, 2w, 90m (required)")
+	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "delete the sessions not updated for this long: 30d, 12h, 2w, 90min (required)")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "count what would be deleted; delete nothing")
 	cmd.Flags().IntVar(&f.batchSize, "batch-size", bunstore.DefaultPruneBatchSize, fmt.Sprintf("sessions per transaction, 1 to %d", bunstore.MaxPruneBatchSize))
 	_ = cmd.MarkFlagRequired("older-than")
