@@ -53,6 +53,25 @@ func TestDecodeEncode(t *testing.T) {
 	}
 }
 
+// A decoded item does not share the bytes it was decoded from: the caller
+// may reuse them.
+func TestDecodeCopiesItsInput(t *testing.T) {
+	for _, f := range fixtures {
+		buf := []byte(f.raw)
+		it, err := openaisession.Decode(buf)
+		if err != nil {
+			t.Fatalf("%s: Decode: %v", f.name, err)
+		}
+		for i := range buf {
+			buf[i] = 'x'
+		}
+		enc, err := openaisession.Encode(it)
+		if err != nil || !sameJSON(t, enc, f.item()) {
+			t.Errorf("%s: after its input was overwritten, the item encodes to %s, %v", f.name, enc, err)
+		}
+	}
+}
+
 // The fixtures cover every Of field of ResponseInputItemUnionParam: a
 // variant that a new openai-go adds fails this test until it has one.
 func TestFixturesCoverEveryVariant(t *testing.T) {

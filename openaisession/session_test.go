@@ -277,7 +277,7 @@ func TestHistoryHasNoOrphan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for limit := 0; limit <= len(all)+1; limit++ {
+		for limit := -1; limit <= len(all)+1; limit++ {
 			hist, err := sess.History(ctx, limit)
 			if err != nil {
 				t.Fatal(err)
@@ -333,6 +333,47 @@ func TestHistoryHasNoOrphan(t *testing.T) {
 			}
 			if got := fmt.Sprint(variantsOf(h)); got != c.want {
 				t.Errorf("History(%d) = %s, want %s", c.limit, got, c.want)
+			}
+		}
+	})
+}
+
+// GetItems returns the latest limit items as they are stored, oldest
+// first, all of them when limit <= 0, and does not repair the window.
+func TestGetItemsLimit(t *testing.T) {
+	eachStore(t, func(t *testing.T, st *bunstore.Store) {
+		ctx := t.Context()
+		sess := openaisession.New(st.Session("limit"))
+		stored := []string{
+			`{"role":"user","content":"What's the weather in SF?"}`,
+			`{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{}"}`,
+			`{"type":"function_call_output","call_id":"call_1","output":"18C"}`,
+			`{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"18C.","annotations":[]}]}`,
+		}
+		items := make([]responses.ResponseInputItemUnionParam, len(stored))
+		for i, raw := range stored {
+			items[i] = decode(t, raw)
+		}
+		if err := sess.AddItems(ctx, items); err != nil {
+			t.Fatal(err)
+		}
+		for _, limit := range []int{-1, 0, 1, 2, 4, 5} {
+			got, err := sess.GetItems(ctx, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := stored
+			if limit > 0 && limit < len(stored) {
+				want = stored[len(stored)-limit:]
+			}
+			if len(got) != len(want) {
+				t.Fatalf("GetItems(%d) returned %d items, want %d", limit, len(got), len(want))
+			}
+			for i := range want {
+				enc, err := openaisession.Encode(got[i])
+				if err != nil || !sameJSON(t, enc, json.RawMessage(want[i])) {
+					t.Fatalf("GetItems(%d) item %d = %s, %v; want %s", limit, i, enc, err, want[i])
+				}
 			}
 		}
 	})
