@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -421,4 +422,92 @@ func TestPostgresDoctor(t *testing.T) {
 			"agent_messages.message_data is jsonb, not text",
 			"agent_messages.session_id has no foreign key to agent_sessions")
 	})
+}
+
+// export --all while writers add items to the sessions: every session
+// that existed when it started is exported (a write moves a session to
+// the front of the list, ahead of a page already read), and each session's
+// lines hold its items up to some instant: writers' batches whole, in
+// order.
+func TestPostgresExportWhileWriting(t *testing.T) {
+	t.Parallel()
+	_, dsn := newDatabase(t)
+	env := []string{"DATABASE_URL=" + tlsDSN(t, dsn)}
+	mustRun(t, env, "", "migrate", "up")
+	db := openDB(t, dsn)
+	const sessions = 3000 // three pages of ListSessions
+	for _, q := range []string{
+		`INSERT INTO agent_sessions (session_id, created_at, updated_at)
+		SELECT 'w' || g, LOCALTIMESTAMP - interval '1 day', LOCALTIMESTAMP - interval '1 day' - g * interval '1 second'
+		FROM generate_series(0, 2999) g`,
+		`INSERT INTO agent_messages (session_id, message_data, created_at)
+		SELECT 'w' || g, '{"seed":' || g || '}', LOCALTIMESTAMP - interval '1 day' FROM generate_series(0, 2999) g`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := bunstore.New(bun.NewDB(db, pgdialect.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writers add two-item batches to the oldest sessions (the last page)
+	// until the export is done.
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				id := fmt.Sprintf("w%d", sessions-1-(n*4+w)%1000)
+				tag := fmt.Sprintf("%d-%d", w, n)
+				batch := []json.RawMessage{json.RawMessage(`{"b":"` + tag + `","i":0}`), json.RawMessage(`{"b":"` + tag + `","i":1}`)}
+				if err := store.Session(id).AddItems(ctx, batch); err != nil && ctx.Err() == nil {
+					t.Errorf("AddItems: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	r := lakesession(t, env, "", "sessions", "export", "--all")
+	stop()
+	wg.Wait()
+	wantExit(t, r, 0)
+	got := map[string][]json.RawMessage{}
+	for _, l := range lines(r.stdout) {
+		var line struct {
+			SessionID string          `json:"session_id"`
+			Item      json.RawMessage `json:"item"`
+		}
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("export line %q: %v", l, err)
+		}
+		got[line.SessionID] = append(got[line.SessionID], line.Item)
+	}
+	written := 0
+	for g := range sessions {
+		id := fmt.Sprintf("w%d", g)
+		items := got[id]
+		if len(items) == 0 || string(items[0]) != fmt.Sprintf(`{"seed":%d}`, g) {
+			t.Fatalf("session %s is not in the export, or not from its first item: %d items", id, len(items))
+		}
+		if (len(items)-1)%2 != 0 {
+			t.Fatalf("session %s: %d items after the seed: part of a batch was exported", id, len(items)-1)
+		}
+		for i := 1; i < len(items); i += 2 {
+			var a, b struct {
+				B string `json:"b"`
+				I int    `json:"i"`
+			}
+			if json.Unmarshal(items[i], &a) != nil || json.Unmarshal(items[i+1], &b) != nil || a.B != b.B || a.I != 0 || b.I != 1 {
+				t.Fatalf("session %s: items %d and %d are not one batch: %s %s", id, i, i+1, items[i], items[i+1])
+			}
+		}
+		written += (len(items) - 1) / 2
+	}
+	t.Logf("%d batches written during the export were in it", written)
+	if written == 0 {
+		t.Fatal("no write came during the export: the test proved nothing")
+	}
 }

@@ -146,24 +146,8 @@ func (a *app) export(ctx context.Context, ids []string, all bool, since time.Tim
 	}
 	defer c.Close()
 	if all {
-		ids = nil
-		cursor := ""
-	pages:
-		for {
-			page, err := store.ListSessions(ctx, bunstore.ListOptions{Limit: bunstore.MaxListLimit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			for _, s := range page.Sessions {
-				if !since.IsZero() && s.UpdatedAt.Before(since) {
-					break pages // newest first: the rest are older
-				}
-				ids = append(ids, s.ID)
-			}
-			if page.NextCursor == "" {
-				break
-			}
-			cursor = page.NextCursor
+		if ids, err = a.sessionIDs(ctx, c, since); err != nil {
+			return err
 		}
 	} else {
 		found, err := a.existing(ctx, c.db, ids)
@@ -182,8 +166,10 @@ func (a *app) export(ctx context.Context, ids []string, all bool, since time.Tim
 	}
 	w := bufio.NewWriterSize(a.env.Stdout, 256<<10)
 	bar := a.newProgress(int64(len(ids)), "sessions")
-	var items int64
+	var sessions, items int64
 	for i, id := range ids {
+		// One statement: the session's items as of one instant, each
+		// batch written meanwhile whole or not at all.
 		got, err := store.Session(id).GetItems(ctx, 0)
 		if err != nil {
 			bar.done()
@@ -196,6 +182,9 @@ func (a *app) export(ctx context.Context, ids []string, all bool, since time.Tim
 				return fmt.Errorf("write the export: %w", err)
 			}
 		}
+		if len(got) > 0 {
+			sessions++
+		}
 		items += int64(len(got))
 		bar.set(int64(i + 1))
 	}
@@ -203,11 +192,43 @@ func (a *app) export(ctx context.Context, ids []string, all bool, since time.Tim
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write the export: %w", err)
 	}
-	fmt.Fprintf(a.env.Stderr, "exported %s, %s\n", plural(int64(len(ids)), "session"), plural(items, "item"))
+	fmt.Fprintf(a.env.Stderr, "exported %s, %s\n", plural(sessions, "session"), plural(items, "item"))
 	if corrupt > 0 {
 		return &reportedError{msg: fmt.Sprintf("%s not valid JSON and left out of the export (see the warnings above)", plural(int64(corrupt), "stored item"))}
 	}
 	return nil
+}
+
+// sessionIDs returns the id of every session updated at or after since
+// (every session when since is zero), most recently updated first, read in
+// one statement: a session that is written while export --all runs is
+// exported, with the items it has when its turn comes. (Pages of
+// ListSessions would miss a session that a write moves to the front after
+// its page was read.)
+func (a *app) sessionIDs(ctx context.Context, c *conn, since time.Time) ([]string, error) {
+	sessions, _ := a.tables()
+	q, args := "SELECT session_id FROM "+sessions, []any{}
+	if !since.IsZero() {
+		expr, arg := updatedAtCutoff(c, since)
+		q, args = q+" WHERE updated_at >= "+expr, append(args, arg)
+	}
+	rows, err := c.db.QueryContext(ctx, q+" ORDER BY updated_at DESC, session_id DESC", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list the sessions: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list the sessions: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list the sessions: %w", err)
+	}
+	return ids, nil
 }
 
 func joinSome(list []string, most int) string {

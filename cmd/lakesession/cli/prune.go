@@ -53,20 +53,25 @@ stdout.`,
 	return cmd
 }
 
+// updatedAtCutoff returns the SQL expression, and its argument, that an
+// updated_at is compared with for the instant t, as PruneSessions compares
+// it: on PostgreSQL the wall clock of t in the connection's TimeZone, the
+// one updated_at was written in; on SQLite UTC text to the second (t
+// rounded down).
+func updatedAtCutoff(c *conn, t time.Time) (expr string, arg any) {
+	if c.db.Dialect().Name() == dialect.PG {
+		return "CAST(CAST(? AS timestamptz) AS timestamp)", t
+	}
+	return "?", t.UTC().Format("2006-01-02 15:04:05")
+}
+
 // countOlder estimates how many sessions a prune will find, for the
-// progress bar: one count through the (updated_at, session_id) index, with
-// the cutoff compared as PruneSessions compares it.
+// progress bar: one count through the (updated_at, session_id) index.
 func (a *app) countOlder(ctx context.Context, c *conn, before time.Time) (int64, error) {
 	sessions, _ := a.tables()
-	var (
-		n   int64
-		err error
-	)
-	if c.db.Dialect().Name() == dialect.PG {
-		err = c.db.QueryRowContext(ctx, "SELECT count(*) FROM "+sessions+" WHERE updated_at < CAST(CAST(? AS timestamptz) AS timestamp)", before).Scan(&n)
-	} else {
-		err = c.db.QueryRowContext(ctx, "SELECT count(*) FROM "+sessions+" WHERE updated_at < ?", before.UTC().Format("2006-01-02 15:04:05")).Scan(&n)
-	}
+	expr, arg := updatedAtCutoff(c, before)
+	var n int64
+	err := c.db.QueryRowContext(ctx, "SELECT count(*) FROM "+sessions+" WHERE updated_at < "+expr, arg).Scan(&n)
 	return n, err
 }
 
