@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -43,7 +45,8 @@ const (
 //     SSLMode and SSLRootCert must then be empty, and Tokens too.
 //
 // Schema, ApplicationName, ConnectTimeout, MaxConnectWait, QueryExecMode,
-// ConnMaxLifetime and TLSConfig apply to both.
+// ConnMaxLifetime, TLSConfig, TracerProvider, MeterProvider and QueryTracer
+// apply to both.
 //
 // TLS is required whenever a token is the password: SSLMode must be require,
 // verify-ca or verify-full (empty means verify-full), or TLSConfig set. A
@@ -122,6 +125,28 @@ type Config struct {
 	// pool's SetConnMaxLifetime, the upper bound.
 	ConnMaxLifetime time.Duration
 
+	// TracerProvider receives the span of each Connect
+	// (lakesession.connect); nil means otel.GetTracerProvider(), as it is
+	// when New runs (the global provider forwards to an SDK installed
+	// later). See the package doc, # Telemetry.
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the Connector's metrics
+	// (lakesession.connect.duration, lakesession.connect.attempts,
+	// lakesession.connect.auth_rejected); nil means
+	// otel.GetMeterProvider(), as it is when New runs.
+	MeterProvider metric.MeterProvider
+	// QueryTracer, when set, is the pgx tracer of every connection
+	// (pgx.ConnConfig.Tracer): it sees each statement, with the context of
+	// the call that runs it, so a tracer such as otelpgx adds a span per
+	// statement under the caller's spans. When it also implements
+	// pgx.ConnectTracer, pgx.PrepareTracer, pgx.BatchTracer or
+	// pgx.CopyFromTracer, pgx calls those methods too; combine several
+	// tracers with pgx's multitracer package. It sees the statements'
+	// arguments, which hold the items' content, and a ConnectTracer sees
+	// the connection's configuration, whose Password is the token: record
+	// neither.
+	QueryTracer pgx.QueryTracer
+
 	// pooled is set by WithPooledHost, for ForLakebase.
 	pooled bool
 }
@@ -194,6 +219,15 @@ func (c Config) String() string {
 		field("QueryExecMode", strconv.Itoa(int(c.QueryExecMode)))
 	}
 	field("ConnMaxLifetime", c.ConnMaxLifetime.String())
+	typeOf := func(v any) string {
+		if v == nil {
+			return "<nil>"
+		}
+		return fmt.Sprintf("%T", v)
+	}
+	field("TracerProvider", typeOf(c.TracerProvider))
+	field("MeterProvider", typeOf(c.MeterProvider))
+	field("QueryTracer", typeOf(c.QueryTracer))
 	b.WriteByte('}')
 	return b.String()
 }
@@ -240,6 +274,9 @@ func (c Config) resolve() (*resolved, error) {
 	if c.QueryExecMode != 0 {
 		base.DefaultQueryExecMode = c.QueryExecMode
 	}
+	if c.QueryTracer != nil {
+		base.Tracer = c.QueryTracer
+	}
 	wait := c.MaxConnectWait
 	if wait == 0 {
 		wait = DefaultMaxConnectWait
@@ -270,6 +307,7 @@ func (c Config) resolve() (*resolved, error) {
 		maxWait:  wait,
 		lifetime: lifetime,
 		desc:     desc,
+		tel:      newTelemetry(c.TracerProvider, c.MeterProvider, base.Host, int(base.Port), base.Database),
 	}), nil
 }
 

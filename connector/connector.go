@@ -83,6 +83,7 @@ type settings struct {
 	maxWait  time.Duration // how long Connect waits out an outage; < 0: not at all
 	lifetime time.Duration // a connection's lifetime; < 0: unlimited
 	desc     string        // what String shows: never a secret
+	tel      *telemetry    // the span and metrics of each Connect
 }
 
 // resolved is a validated configuration, ready to connect.
@@ -165,44 +166,62 @@ func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error 
 // waited out joins the wait without dialing. The error after the wait says
 // how long it waited and wraps the last cause.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	r := c.r
+	start := time.Now()
+	ctx, span := r.tel.start(ctx)
+	var st connectStats
+	conn, err := c.connect(ctx, start, &st)
+	r.tel.end(ctx, span, start, &st, err)
+	return conn, err
+}
+
+// connect is Connect, with what the telemetry reports kept in st. ctx
+// carries the Connect's span: the token source and a pgx.ConnectTracer see
+// it as their parent.
+func (c *Connector) connect(ctx context.Context, start time.Time, st *connectStats) (driver.Conn, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	r := c.r
-	start := time.Now()
 	var deadline time.Time // zero while the first attempt runs
 	var lastErr error      // the last outage error, for the final error
-	reminted := false
+	rejected := ""         // the token the database rejected, once it did
 	for {
 		if lastErr == nil && r.maxWait >= 0 {
 			// An outage already being waited out: join it, without
 			// dialing a server that is known to be down.
-			if ep := r.probes.joinActive(); ep != nil {
+			if w, ok := r.probes.joinActive(); ok {
 				deadline = start.Add(r.maxWait)
-				conn, err := r.probes.wait(ctx, ep, deadline)
+				conn, err := r.wait(ctx, w, deadline, start, st)
 				if conn != nil || err != nil {
-					return conn, r.waitError(ctx, err, start, ep.cause())
+					return conn, err
 				}
 			}
 		}
 
-		var first attempt
-		conn, err := r.dial(ctx, &first, deadline)
+		var a attempt
+		conn, err := r.dial(ctx, &a, deadline)
+		st.attempts++
+		r.tel.countAttempt(ctx, false, err)
+		if st.rejected && a.token != "" && a.token != rejected {
+			st.replaced = true
+		}
 		if err == nil {
 			return conn, nil
 		}
 		if IsAuthError(err) && r.tokens != nil {
-			if reminted {
+			if st.rejected {
 				return nil, fmt.Errorf("connector: the database rejected the password twice, also after the token source was asked for a fresh token: %w", scrub(err))
 			}
-			reminted = true
+			st.rejected = true
+			rejected = a.token
 			// The database rejected the token. Drop it from the source,
 			// unless a concurrent Connect already did and the source hands
 			// out a new one: invalidating that one would only make the
 			// source mint again.
 			if ti, ok := r.tokens.(tokenInvalidator); ok {
-				ti.InvalidateToken(first.token)
-			} else if cur, terr := r.currentToken(ctx); terr != nil || cur == first.token {
+				ti.InvalidateToken(a.token)
+			} else if cur, terr := r.currentToken(ctx); terr != nil || cur == a.token {
 				r.tokens.Invalidate()
 			}
 			continue
@@ -210,6 +229,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		if r.maxWait < 0 || !isOutage(ctx, err) {
 			if lastErr != nil && ctx.Err() == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
 				// The wait's own deadline cut this attempt short.
+				st.errType = errTypeWaitOver
 				return nil, r.waitError(ctx, errWaitOver, start, lastErr)
 			}
 			return nil, wrapConnectError(err)
@@ -218,16 +238,37 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		if deadline.IsZero() {
 			deadline = start.Add(r.maxWait)
 		}
-		ep, jerr := r.probes.join(lastErr)
+		w, jerr := r.probes.join(lastErr)
 		if jerr != nil {
 			return nil, jerr
 		}
-		conn, err = r.probes.wait(ctx, ep, deadline)
+		conn, err = r.wait(ctx, w, deadline, start, st)
 		if conn != nil || err != nil {
-			return conn, r.waitError(ctx, err, start, ep.cause())
+			return conn, err
 		}
 		// A probe got through: the server is back. Dial again.
 	}
+}
+
+// wait waits out the outage w is in for a Connect made with ctx at start,
+// until deadline; it returns what prober.wait does, the error made for the
+// caller, and notes the wait in st.
+func (r *resolved) wait(ctx context.Context, w waiter, deadline, start time.Time, st *connectStats) (driver.Conn, error) {
+	conn, probes, err := r.probes.wait(ctx, w, deadline)
+	st.waited = true
+	st.probes += probes
+	switch {
+	case err == nil:
+	case errors.Is(err, errWaitOver):
+		st.errType = errTypeWaitOver
+	case errors.Is(err, ErrClosed):
+		st.errType = errTypeClosed
+	case errors.Is(err, context.DeadlineExceeded):
+		st.errType = errTypeDeadline
+	default:
+		st.errType = errTypeCanceled
+	}
+	return conn, r.waitError(ctx, err, start, w.ep.cause())
 }
 
 // currentToken asks the source for its token, waiting no longer than one

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lakesession/lakesession/lakebasecred"
 )
@@ -74,6 +76,27 @@ func WithQueryExecMode(m pgx.QueryExecMode) Option {
 // DefaultConnMaxLifetime (see Config.ConnMaxLifetime).
 func WithConnMaxLifetime(d time.Duration) Option {
 	return func(c *Config) { c.ConnMaxLifetime = d }
+}
+
+// WithTracerProvider sets where the span of each Connect
+// (lakesession.connect) goes; the default, and what a nil tp means, is
+// otel.GetTracerProvider() as it is when ForLakebase runs (see
+// Config.TracerProvider).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *Config) { c.TracerProvider = tp }
+}
+
+// WithMeterProvider sets where the Connector's metrics go; the default, and
+// what a nil mp means, is otel.GetMeterProvider() as it is when
+// ForLakebase runs (see Config.MeterProvider).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *Config) { c.MeterProvider = mp }
+}
+
+// WithQueryTracer sets the pgx tracer of every connection, such as
+// otelpgx's, for a span per statement (see Config.QueryTracer).
+func WithQueryTracer(qt pgx.QueryTracer) Option {
+	return func(c *Config) { c.QueryTracer = qt }
 }
 
 // WithPooledHost makes ForLakebase connect to the endpoint's pooled host

@@ -133,7 +133,7 @@ type episode struct {
 	up        bool        // a probe got through (or was answered)
 	conn      driver.Conn // the probe's connection, until a waiter takes it
 	lastErr   error       // the last probe's error, or the one that began the episode
-	probes    int         // probes made
+	probes    int         // probes finished, the one that got through included
 	abandoned bool        // nobody waits any more, or the Connector closed
 	cancel    context.CancelFunc
 	p         *prober
@@ -146,25 +146,31 @@ func (ep *episode) cause() error {
 	return ep.lastErr
 }
 
+// waiter is one Connect's place in an episode.
+type waiter struct {
+	ep   *episode
+	from int // ep.probes when it joined
+}
+
 // joinActive joins the outage being waited out now, if there is one, and
-// returns it (nil when there is none).
-func (p *prober) joinActive() *episode {
+// returns it (ok false when there is none).
+func (p *prober) joinActive() (w waiter, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ep == nil || p.closed {
-		return nil
+		return waiter{}, false
 	}
 	p.ep.waiters++
-	return p.ep
+	return waiter{ep: p.ep, from: p.ep.probes}, true
 }
 
 // join joins the outage being waited out, or begins one with cause and
 // starts probing.
-func (p *prober) join(cause error) (*episode, error) {
+func (p *prober) join(cause error) (waiter, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, ErrClosed
+		return waiter{}, ErrClosed
 	}
 	ep := p.ep
 	if ep == nil {
@@ -175,38 +181,42 @@ func (p *prober) join(cause error) (*episode, error) {
 		go p.probe(ctx, ep)
 	}
 	ep.waiters++
-	return ep, nil
+	return waiter{ep: ep, from: ep.probes}, nil
 }
 
-// wait waits for ep to end, for ctx to end or for deadline, whichever comes
-// first. It returns the probe's connection when this waiter takes it; nil
-// and nil when a probe got through and the caller should dial; nil and an
-// error (ctx's, errWaitOver or ErrClosed) when the wait is over.
-func (p *prober) wait(ctx context.Context, ep *episode, deadline time.Time) (driver.Conn, error) {
+// wait waits for w's episode to end, for ctx to end or for deadline,
+// whichever comes first. It returns the probe's connection when this waiter
+// takes it; nil and nil when a probe got through and the caller should
+// dial; nil and an error (ctx's, errWaitOver or ErrClosed) when the wait is
+// over. probes is the number of probes that finished while it waited.
+func (p *prober) wait(ctx context.Context, w waiter, deadline time.Time) (conn driver.Conn, probes int, err error) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
-	case <-ep.done:
-		conn, up := p.leave(ep, true)
+	case <-w.ep.done:
+		conn, up, n := p.leave(w, true)
 		if !up {
-			return nil, ErrClosed
+			return nil, n, ErrClosed
 		}
-		return conn, nil
+		return conn, n, nil
 	case <-ctx.Done():
-		p.leave(ep, false)
-		return nil, ctx.Err()
+		_, _, n := p.leave(w, false)
+		return nil, n, ctx.Err()
 	case <-timer.C:
-		p.leave(ep, false)
-		return nil, errWaitOver
+		_, _, n := p.leave(w, false)
+		return nil, n, errWaitOver
 	}
 }
 
-// leave stops waiting on ep. With take, it returns the probe's connection
-// if nobody took it yet. The last waiter to leave stops the probing, and
-// closes a probe's connection that nobody took.
-func (p *prober) leave(ep *episode, take bool) (conn driver.Conn, up bool) {
+// leave stops waiting on w's episode. With take, it returns the probe's
+// connection if nobody took it yet. The last waiter to leave stops the
+// probing, and closes a probe's connection that nobody took. probes is the
+// number of probes that finished since w joined.
+func (p *prober) leave(w waiter, take bool) (conn driver.Conn, up bool, probes int) {
+	ep := w.ep
 	var orphan driver.Conn
 	p.mu.Lock()
+	probes = ep.probes - w.from
 	ep.waiters--
 	if take && ep.conn != nil {
 		conn, ep.conn = ep.conn, nil
@@ -226,7 +236,7 @@ func (p *prober) leave(ep *episode, take bool) (conn driver.Conn, up bool) {
 	if orphan != nil {
 		orphan.Close()
 	}
-	return conn, up
+	return conn, up, probes
 }
 
 // probe probes the server with backoff until a probe gets through, or the
@@ -244,6 +254,7 @@ func (p *prober) probe(ctx context.Context, ep *episode) {
 		case <-timer.C:
 		}
 		conn, err := p.r.dial(ctx, nil, time.Time{})
+		p.r.tel.countAttempt(ctx, true, err)
 		if ctx.Err() != nil {
 			// Abandoned while the probe ran.
 			if conn != nil {
@@ -252,7 +263,14 @@ func (p *prober) probe(ctx context.Context, ep *episode) {
 			p.end(ep, false, nil)
 			return
 		}
-		if err == nil || !isOutage(ctx, err) {
+		outage := err != nil && isOutage(ctx, err)
+		p.mu.Lock()
+		ep.probes++
+		if outage {
+			ep.lastErr = scrub(err)
+		}
+		p.mu.Unlock()
+		if !outage {
 			// The server answered: with a connection, or with an error
 			// that waiting does not cure, which each waiter will meet on
 			// its own dial (a rejected token is then re-minted there).
@@ -261,10 +279,6 @@ func (p *prober) probe(ctx context.Context, ep *episode) {
 			}
 			return
 		}
-		p.mu.Lock()
-		ep.lastErr = scrub(err)
-		ep.probes++
-		p.mu.Unlock()
 	}
 }
 
