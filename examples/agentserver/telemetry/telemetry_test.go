@@ -439,7 +439,8 @@ func TestSetupWithNothingInstallsNothing(t *testing.T) {
 
 // TestRequestSpansPostgres: on PostgreSQL through the connector, with no
 // idle connection kept, so that each statement opens one, the store's spans
-// are the server span's children, each over the connection it opened.
+// are the server span's children, and the connector's lakesession.connect
+// spans theirs.
 func TestRequestSpansPostgres(t *testing.T) {
 	keepGlobals(t)
 	spans := tracetest.NewInMemoryExporter()
@@ -475,5 +476,26 @@ func TestRequestSpansPostgres(t *testing.T) {
 	}
 	if got, want := strings.Join(under, ", "), "lakesession.GetItems, lakesession.AddItems"; got != want {
 		t.Errorf("store spans under the server span: %s, want %s", got, want)
+	}
+
+	// Each store call opened a connection: a lakesession.connect span under
+	// it, in the request's trace.
+	connects := map[string]int{}
+	for _, s := range got {
+		if s.Name() != "lakesession.connect" {
+			continue
+		}
+		p, ok := byID[s.Parent().SpanID()]
+		if !ok {
+			t.Errorf("a lakesession.connect span outside the request's trace")
+			continue
+		}
+		if a := attrs(s); a["server.address"].AsString() == "" || a["server.port"].AsInt64() == 0 || s.SpanKind() != trace.SpanKindClient {
+			t.Errorf("connect span %v", s.Attributes())
+		}
+		connects[p.Name()]++
+	}
+	if connects["lakesession.GetItems"] < 1 || connects["lakesession.AddItems"] < 1 {
+		t.Errorf("connect spans by parent %v, want at least one under GetItems and one under AddItems", connects)
 	}
 }
