@@ -149,6 +149,8 @@ type Config struct {
 
 	// pooled is set by WithPooledHost, for ForLakebase.
 	pooled bool
+	// noTelemetry builds a Connector without span or metrics (tests).
+	noTelemetry bool
 }
 
 // ConfigError reports every problem New found in a Config. Retrying cannot
@@ -301,13 +303,17 @@ func (c Config) resolve() (*resolved, error) {
 	if c.QueryExecMode != 0 {
 		desc += " query_exec_mode=" + queryExecModeName(c.QueryExecMode)
 	}
+	var tel *telemetry
+	if !c.noTelemetry {
+		tel = newTelemetry(c.TracerProvider, c.MeterProvider, base.Host, int(base.Port), base.Database)
+	}
 	return newResolved(base, settings{
 		tokens:   c.Tokens,
 		timeout:  timeout,
 		maxWait:  wait,
 		lifetime: lifetime,
 		desc:     desc,
-		tel:      newTelemetry(c.TracerProvider, c.MeterProvider, base.Host, int(base.Port), base.Database),
+		tel:      tel,
 	}), nil
 }
 

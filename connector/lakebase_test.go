@@ -51,6 +51,12 @@ func (b *syncBuffer) String() string {
 
 func newLakebase(t testing.TB, lifetime time.Duration, opts ...connector.Option) *lakebase {
 	t.Helper()
+	return newLakebaseWith(t, lifetime, nil, opts...)
+}
+
+// newLakebaseWith is newLakebase with options for the Source too.
+func newLakebaseWith(t testing.TB, lifetime time.Duration, srcOpts []lakebasecred.Option, opts ...connector.Option) *lakebase {
+	t.Helper()
 	s := tlsServer(t)
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -72,8 +78,10 @@ func newLakebase(t testing.TB, lifetime time.Duration, opts ...connector.Option)
 	logs := &syncBuffer{}
 	ctx := context.Background()
 	src, err := lakebasecred.New(ctx, fake.WorkspaceClient(), lakebasecred.Target{Instance: "agents-db"},
-		lakebasecred.WithDatabase(s.database),
-		lakebasecred.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		append([]lakebasecred.Option{
+			lakebasecred.WithDatabase(s.database),
+			lakebasecred.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		}, srcOpts...)...,
 	)
 	if err != nil {
 		t.Fatal(err)

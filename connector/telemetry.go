@@ -18,6 +18,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // ScopeName is the instrumentation scope of the Connector's span and
@@ -100,7 +101,8 @@ type telemetry struct {
 // newTelemetry makes the tracer and the instruments of a Connector to
 // host:port, database. A nil provider is the global one, as it is now. An
 // instrument the provider refuses is reported to otel.Handle and replaced
-// by a no-op.
+// by a no-op. A nil *telemetry (a Connector built without telemetry, for
+// the benchmarks) records nothing.
 func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider, host string, port int, database string) *telemetry {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -158,14 +160,23 @@ type connectStats struct {
 	errType  string // error.type, when the flow knows it better than the error
 }
 
+// noSpan is the span of a Connect of a Connector without telemetry.
+var noSpan trace.Span = tracenoop.Span{}
+
 // start starts the span of a Connect; the returned context carries it.
 func (t *telemetry) start(ctx context.Context) (context.Context, trace.Span) {
+	if t == nil {
+		return ctx, noSpan
+	}
 	return t.tracer.Start(ctx, SpanConnect, t.spanStart...)
 }
 
 // end ends the span of a Connect made with ctx (the caller's, carrying the
 // span) that began at start, and records its duration.
 func (t *telemetry) end(ctx context.Context, span trace.Span, start time.Time, st *connectStats, err error) {
+	if t == nil {
+		return
+	}
 	var errType string
 	if err != nil {
 		errType = st.errType
@@ -206,6 +217,9 @@ func (t *telemetry) end(ctx context.Context, span trace.Span, start time.Time, s
 // countAttempt counts one connection attempt made with ctx that ended with
 // err, by a probe or by a Connect, and a rejected login.
 func (t *telemetry) countAttempt(ctx context.Context, probe bool, err error) {
+	if t == nil {
+		return
+	}
 	kind := 0
 	if probe {
 		kind = 1
