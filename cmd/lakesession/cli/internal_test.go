@@ -352,3 +352,74 @@ func TestPoolerCheck(t *testing.T) {
 		}
 	}
 }
+
+// The first pass notes a session's adjacent lines as one span (the plan
+// of an export takes memory per session, not per line), and the second
+// reads back exactly the checked items: CRLF line ends, blank lines and a
+// last line without a newline included.
+func TestPlanImport(t *testing.T) {
+	in := `{"session_id":"a","item":{"n":1}}` + "\n" +
+		`{"session_id":"a","item":{"n": 2}}` + "\r\n" +
+		`{"session_id":"a","item":{"n":3}}` + "\n" +
+		`{"session_id":"b","item":{"n":4}}` + "\n" +
+		"\n" +
+		`{"session_id":"b","item":{"n":5}}` + "\n" +
+		`{"session_id":"a","item":{"n":6}}`
+	got, err := planImport(strings.NewReader(in))
+	if err != nil || got.badLines != 0 || got.lines != 7 || got.items != 6 || len(got.plans) != 2 {
+		t.Fatalf("planImport = %+v, %v", got, err)
+	}
+	for _, c := range []struct {
+		plan  *importPlan
+		id    string
+		spans int
+		items string
+	}{
+		{got.plans[0], "a", 2, `{"n":1} {"n":2} {"n":3} {"n":6}`},
+		{got.plans[1], "b", 2, `{"n":4} {"n":5}`},
+	} {
+		items, err := c.plan.batch(strings.NewReader(in))
+		var text []string
+		for _, it := range items {
+			text = append(text, string(it))
+		}
+		if err != nil || c.plan.id != c.id || len(c.plan.spans) != c.spans || strings.Join(text, " ") != c.items {
+			t.Errorf("session %s: %d spans, items %q, %v; want %s with %d spans and %s", c.plan.id, len(c.plan.spans), text, err, c.id, c.spans, c.items)
+		}
+	}
+	// An input changed between the passes is refused.
+	changed := strings.Replace(in, `{"n":3}`, `{"n":3`, 1)
+	if _, err := got.plans[0].batch(strings.NewReader(changed)); err == nil || !strings.Contains(err.Error(), "the input changed") {
+		t.Errorf("batch of a changed input: %v", err)
+	}
+	if _, err := got.plans[0].batch(strings.NewReader(in[:40])); err == nil || !strings.Contains(err.Error(), "read the input again") {
+		t.Errorf("batch of a truncated input: %v", err)
+	}
+	long := `{"session_id":"a","item":{"t":"` + strings.Repeat("x", 60) + `"}}` + "\n"
+	plan, err := planImport(strings.NewReader(long))
+	if err != nil || len(plan.plans) != 1 {
+		t.Fatalf("planImport = %+v, %v", plan, err)
+	}
+	for _, c := range []struct{ first, second, want string }{
+		{`{"session_id":"a","item":{"n":1}}`, `{"session_id":"a","item":{"n":2}}`, "a session has other lines than before"},
+		{`{"session_id":"z","item":{"t":"` + strings.Repeat("x", 60) + `"}}`, "", "a line moved to another session"},
+	} {
+		changed := c.first + "\n"
+		if c.second != "" {
+			changed += c.second + strings.Repeat(" ", len(long)-len(changed)-len(c.second)-1) + "\n"
+		}
+		if len(changed) != len(long) {
+			t.Fatalf("the changed input has %d bytes, not %d", len(changed), len(long))
+		}
+		if _, err := plan.plans[0].batch(strings.NewReader(changed)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("batch of %q: %v; want an error saying %q", changed, err, c.want)
+		}
+	}
+
+	// Bad lines are counted; the first maxBadShown are kept to report.
+	bad := strings.Repeat("not json\n", 1000) + `{"session_id":"a","item":{}}` + "\n"
+	got, err = planImport(strings.NewReader(bad))
+	if err != nil || got.badLines != 1000 || len(got.bad) != maxBadShown || got.bad[maxBadShown-1].n != maxBadShown || got.lines != 1001 {
+		t.Fatalf("planImport of 1000 bad lines: %d bad, %d kept, %d lines, %v", got.badLines, len(got.bad), got.lines, err)
+	}
+}

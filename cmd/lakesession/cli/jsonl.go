@@ -307,16 +307,63 @@ in Python: print(json.dumps({"session_id": sid, "item": item})).`,
 	return cmd
 }
 
-// lineRef locates one line of the input.
-type lineRef struct {
-	off int64
-	n   int
+// span locates a run of consecutive lines of one session in the input:
+// size bytes from off, newlines included, holding items lines.
+type span struct {
+	off, size int64
+	items     int
 }
 
-// importPlan is one session of the input.
+// importPlan is one session of the input: where its lines are. A session
+// whose lines are next to each other, as export writes them, is one span,
+// so that the plan of an input takes memory per session, not per line.
 type importPlan struct {
 	id    string
-	lines []lineRef
+	spans []span
+	items int
+}
+
+// add notes the line of size bytes at off, extending the last span when
+// the line follows it directly.
+func (p *importPlan) add(off, size int64) {
+	p.items++
+	if n := len(p.spans); n > 0 && p.spans[n-1].off+p.spans[n-1].size == off {
+		p.spans[n-1].size += size
+		p.spans[n-1].items++
+		return
+	}
+	p.spans = append(p.spans, span{off: off, size: size, items: 1})
+}
+
+// batch reads the session's items from r in compact form: the lines of
+// its spans, which pass 1 checked.
+func (p *importPlan) batch(r io.ReaderAt) ([]json.RawMessage, error) {
+	items := make([]json.RawMessage, 0, p.items)
+	for _, sp := range p.spans {
+		buf := make([]byte, sp.size)
+		if n, err := r.ReadAt(buf, sp.off); n < len(buf) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read the input again: %w", err)
+		}
+		n := 0
+		for line := range bytes.Lines(buf) {
+			id, item, err := parseLine(line)
+			if err != nil {
+				return nil, fmt.Errorf("the input changed while it was read: %w", err)
+			}
+			if id != p.id {
+				return nil, errors.New("the input changed while it was read: a line moved to another session")
+			}
+			items = append(items, item)
+			n++
+		}
+		if n != sp.items {
+			return nil, errors.New("the input changed while it was read: a session has other lines than before")
+		}
+	}
+	return items, nil
 }
 
 // badLine is a line import refuses.
@@ -412,6 +459,66 @@ func readLine(r *bufio.Reader, max int) (line []byte, size int, tooLong bool, er
 	}
 }
 
+// maxBadShown is how many bad lines import reports one by one.
+const maxBadShown = 20
+
+// importInput is what the first pass over an input found.
+type importInput struct {
+	// plans are the sessions, in the order of their first lines.
+	plans []*importPlan
+	items int64
+	lines int
+	// badLines counts the bad lines; bad holds the first maxBadShown.
+	badLines int
+	bad      []badLine
+}
+
+// planImport reads the input once: it checks every line and notes where
+// each session's lines are. Its memory grows with the sessions (and the
+// runs of a session's lines), not with the lines.
+func planImport(r io.Reader) (*importInput, error) {
+	in := &importInput{}
+	byID := map[string]*importPlan{}
+	var off int64
+	br := bufio.NewReaderSize(r, 1<<20)
+	for {
+		line, size, tooLong, err := readLine(br, MaxLineBytes)
+		if errors.Is(err, io.EOF) {
+			return in, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the input: %w", err)
+		}
+		in.lines++
+		lineOff := off
+		off += int64(size)
+		if tooLong {
+			err = fmt.Errorf("longer than %d MiB", MaxLineBytes>>20)
+		} else {
+			var id string
+			id, _, err = parseLine(line)
+			if errors.Is(err, errBlank) {
+				continue
+			}
+			if err == nil {
+				p := byID[id]
+				if p == nil {
+					p = &importPlan{id: id}
+					byID[id] = p
+					in.plans = append(in.plans, p)
+				}
+				p.add(lineOff, int64(size))
+				in.items++
+				continue
+			}
+		}
+		in.badLines++
+		if len(in.bad) < maxBadShown {
+			in.bad = append(in.bad, badLine{in.lines, err})
+		}
+	}
+}
+
 func (a *app) importSessions(ctx context.Context, name string, f importFlags) error {
 	src, err := a.openSource(name)
 	if err != nil {
@@ -420,58 +527,20 @@ func (a *app) importSessions(ctx context.Context, name string, f importFlags) er
 	defer src.cleanup()
 
 	// Pass 1: check every line, and note where each session's lines are.
-	var (
-		plans []*importPlan
-		byID  = map[string]*importPlan{}
-		bad   []badLine
-		lines int
-		items int64
-		off   int64
-	)
-	br := bufio.NewReaderSize(src.r, 1<<20)
-	for {
-		line, size, tooLong, err := readLine(br, MaxLineBytes)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read the input: %w", err)
-		}
-		lines++
-		ref := lineRef{off: off, n: len(line)}
-		off += int64(size)
-		if tooLong {
-			bad = append(bad, badLine{lines, fmt.Errorf("longer than %d MiB", MaxLineBytes>>20)})
-			continue
-		}
-		id, _, err := parseLine(line)
-		if errors.Is(err, errBlank) {
-			continue
-		}
-		if err != nil {
-			bad = append(bad, badLine{lines, err})
-			continue
-		}
-		p := byID[id]
-		if p == nil {
-			p = &importPlan{id: id}
-			byID[id] = p
-			plans = append(plans, p)
-		}
-		p.lines = append(p.lines, ref)
-		items++
+	in, err := planImport(src.r)
+	if err != nil {
+		return err
 	}
-	if len(bad) > 0 {
-		const most = 20
-		for i, b := range bad {
-			if i == most {
-				fmt.Fprintf(a.env.Stderr, "... and %d more bad lines\n", len(bad)-most)
-				break
-			}
+	if in.badLines > 0 {
+		for _, b := range in.bad {
 			fmt.Fprintf(a.env.Stderr, "line %d: %v\n", b.n, b.err)
 		}
-		return &reportedError{msg: fmt.Sprintf("%s of %d: nothing was imported", plural(int64(len(bad)), "bad line"), lines)}
+		if more := in.badLines - len(in.bad); more > 0 {
+			fmt.Fprintf(a.env.Stderr, "... and %d more bad lines\n", more)
+		}
+		return &reportedError{msg: fmt.Sprintf("%s of %d: nothing was imported", plural(int64(in.badLines), "bad line"), in.lines)}
 	}
+	plans, items := in.plans, in.items
 	if len(plans) == 0 {
 		fmt.Fprintln(a.env.Stdout, "imported 0 sessions: the input has no lines")
 		return nil
@@ -504,19 +573,10 @@ func (a *app) importSessions(ctx context.Context, name string, f importFlags) er
 	bar := a.newProgress(items, "items")
 	var done, doneItems int64
 	for _, p := range plans {
-		batch := make([]json.RawMessage, 0, len(p.lines))
-		for _, ref := range p.lines {
-			buf := make([]byte, ref.n)
-			if _, err := src.readAt.ReadAt(buf, ref.off); err != nil {
-				bar.done()
-				return fmt.Errorf("read the input again: %w", err)
-			}
-			_, item, err := parseLine(buf)
-			if err != nil {
-				bar.done()
-				return fmt.Errorf("the input changed while it was read: %w", err)
-			}
-			batch = append(batch, item)
+		batch, err := p.batch(src.readAt)
+		if err != nil {
+			bar.done()
+			return fmt.Errorf("%w; imported %d of %d sessions before it, the others were not imported", err, done, len(plans))
 		}
 		if err := store.Session(p.id).AddItems(ctx, batch); err != nil {
 			bar.done()
