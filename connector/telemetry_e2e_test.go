@@ -61,7 +61,9 @@ func TestStoreCallIsTheConnectParent(t *testing.T) {
 		call func() error
 	}{
 		{"CreateTables", func() error { return st.CreateTables(ctx) }},
-		{"AddItems", func() error { return s.AddItems(ctx, []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`)}) }},
+		{"AddItems", func() error {
+			return s.AddItems(ctx, []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`)})
+		}},
 		{"GetItems", func() error { _, err := s.GetItems(ctx, 0); return err }},
 		{"PopItem", func() error { _, err := s.PopItem(ctx); return err }},
 		{"ListSessions", func() error { _, err := st.ListSessions(ctx, bunstore.ListOptions{}); return err }},
