@@ -10,9 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/migrate"
 
@@ -89,6 +91,55 @@ func TestPostgresMigrate(t *testing.T) {
 
 	// The migrations make the default tables only.
 	wantExit(t, lakesession(t, env, "", "migrate", "up", "--sessions-table", "chats"), 2, "create tables of other names")
+}
+
+// An application that discovers lakesession's migrations into its own
+// collection records them in its own bun/migrate table; the CLI shares it
+// with --migrations-table and --migration-locks-table. migrate down does
+// not roll back lakesession's group when the application's migrations
+// were applied with or after it: they may build on its tables.
+func TestPostgresMigrateSharedTable(t *testing.T) {
+	t.Parallel()
+	_, dsn := newDatabase(t)
+	env := []string{"DATABASE_URL=" + tlsDSN(t, dsn)}
+	shared := []string{"--migrations-table", "bun_migrations", "--migration-locks-table", "bun_migration_locks"}
+	db := openDB(t, dsn)
+	ctx := context.Background()
+
+	wantExit(t, mustRun(t, env, "", append([]string{"migrate", "up"}, shared...)...), 0, "applied "+migrationName+" (group 1)")
+	// The application's collection: lakesession's files and its own, a
+	// table that refers to agent_sessions, applied by its own migrator
+	// (bun/migrate's default tables) in group 2.
+	app := migrate.NewMigrations()
+	files, err := migrations.Files(dialect.PG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Discover(files); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Discover(fstest.MapFS{
+		"20270101000000_app_notes.up.sql":   {Data: []byte("CREATE TABLE app_notes (session_id VARCHAR REFERENCES agent_sessions (session_id))")},
+		"20270101000000_app_notes.down.sql": {Data: []byte("DROP TABLE app_notes")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := migrate.NewMigrator(bun.NewDB(db, pgdialect.New()), app).Migrate(ctx)
+	if err != nil || g.ID != 2 || len(g.Migrations) != 1 {
+		t.Fatalf("the application's Migrate = %v, %v; want its own migration in group 2", g, err)
+	}
+
+	wantExit(t, mustRun(t, env, "", append([]string{"migrate", "status"}, shared...)...), 0,
+		"applied  "+migrationName+"  1", "1 applied, 0 pending (bun/migrate table bun_migrations; it also records 1 other migration of the application's)")
+	r := lakesession(t, env, "", append([]string{"migrate", "down", "--yes"}, shared...)...)
+	wantExit(t, r, 1, "bun_migrations also records migrations that are not lakesession's, applied with or after its group 1: 20270101000000;",
+		"nothing was rolled back: roll back with the application's own migrator")
+	if n := count(t, db, "SELECT count(*) FROM pg_tables WHERE tablename IN ('agent_sessions', 'agent_messages', 'app_notes')"); n != 3 {
+		t.Fatalf("%d of the 3 tables left after a refused migrate down", n)
+	}
+	if n := count(t, db, "SELECT count(*) FROM bun_migration_locks"); n != 0 {
+		t.Fatalf("migrate down left its lock behind: %d rows", n)
+	}
 }
 
 // In a schema of its own: migrate up creates it, and every command finds

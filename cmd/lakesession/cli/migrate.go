@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -160,23 +161,46 @@ func (a *app) tableExists(ctx context.Context, c *conn, name string) (bool, erro
 	return ok, nil
 }
 
-// lock takes bun/migrate's lock and returns its release.
-func lock(ctx context.Context, m *migrate.Migrator, locks string) (func() error, error) {
+// locked runs fn holding bun/migrate's lock, and releases it also when
+// ctx was cancelled (Ctrl-C).
+func locked(ctx context.Context, m *migrate.Migrator, locks string, fn func() error) (err error) {
 	if err := m.Lock(ctx); err != nil {
-		return nil, fmt.Errorf("%w: another migration is running, or one was interrupted; when none runs, delete the row of %s", err, locks)
+		return fmt.Errorf("%w: another migration is running, or one was interrupted; when none runs, delete the row of %s", err, locks)
 	}
-	return func() error {
-		// Released also when ctx was cancelled (Ctrl-C).
+	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := m.Unlock(ctx); err != nil {
-			return fmt.Errorf("release the migration lock (delete the row of %s by hand): %w", locks, err)
+		if uerr := m.Unlock(ctx); uerr != nil && err == nil {
+			err = fmt.Errorf("release the migration lock (delete the row of %s by hand): %w", locks, uerr)
 		}
-		return nil
-	}, nil
+	}()
+	return fn()
 }
 
-func (a *app) migrateUp(ctx context.Context, f migrateFlags) (err error) {
+// othersSince returns the migrations the bookkeeping table records that
+// are not lakesession's, applied in group minGroup or later (all of them
+// for minGroup 0): the table is shared with an application that runs its
+// own migrations with bun/migrate.
+func othersSince(ctx context.Context, m *migrate.Migrator, ours migrate.MigrationSlice, minGroup int64) ([]string, error) {
+	applied, err := m.AppliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(ours))
+	for _, mg := range ours {
+		known[mg.Name] = true
+	}
+	var names []string
+	for _, mg := range applied {
+		if !known[mg.Name] && mg.GroupID >= minGroup {
+			names = append(names, mg.Name) // the table keeps no comment
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (a *app) migrateUp(ctx context.Context, f migrateFlags) error {
 	if err := a.checkMigrateFlags(f); err != nil {
 		return err
 	}
@@ -202,30 +226,23 @@ func (a *app) migrateUp(ctx context.Context, f migrateFlags) (err error) {
 	if err := m.Init(ctx); err != nil {
 		return fmt.Errorf("create bun/migrate's tables %s and %s: %w", f.table, f.locks, err)
 	}
-	unlock, err := lock(ctx, m, f.locks)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if uerr := unlock(); uerr != nil && err == nil {
-			err = uerr
+	return locked(ctx, m, f.locks, func() error {
+		group, err := m.Migrate(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate up: %w", err)
 		}
-	}()
-	group, err := m.Migrate(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate up: %w", err)
-	}
-	if group.IsZero() {
-		fmt.Fprintln(a.env.Stdout, "nothing to apply: every migration is applied")
+		if group.IsZero() {
+			fmt.Fprintln(a.env.Stdout, "nothing to apply: every migration is applied")
+			return nil
+		}
+		for _, mg := range group.Migrations {
+			fmt.Fprintf(a.env.Stdout, "applied %s (group %d)\n", mg.String(), group.ID)
+		}
 		return nil
-	}
-	for _, mg := range group.Migrations {
-		fmt.Fprintf(a.env.Stdout, "applied %s (group %d)\n", mg.String(), group.ID)
-	}
-	return nil
+	})
 }
 
-func (a *app) migrateDown(ctx context.Context, f migrateFlags) (err error) {
+func (a *app) migrateDown(ctx context.Context, f migrateFlags) error {
 	if err := a.checkMigrateFlags(f); err != nil {
 		return err
 	}
@@ -252,27 +269,35 @@ func (a *app) migrateDown(ctx context.Context, f migrateFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	unlock, err := lock(ctx, m, f.locks)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if uerr := unlock(); uerr != nil && err == nil {
-			err = uerr
+	return locked(ctx, m, f.locks, func() error {
+		ours, err := m.MigrationsWithStatus(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", f.table, err)
 		}
-	}()
-	group, err := m.Rollback(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate down: %w", err)
-	}
-	if group.IsZero() {
-		fmt.Fprintln(a.env.Stdout, "nothing to roll back: no migration is applied")
+		last := ours.LastGroup()
+		if last.IsZero() {
+			fmt.Fprintln(a.env.Stdout, "nothing to roll back: no migration is applied")
+			return nil
+		}
+		// bun/migrate rolls back the last group of the migrations it
+		// knows: in a table shared with an application's own migrations,
+		// that may be one the application's later groups build on.
+		others, err := othersSince(ctx, m, ours, last.ID)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", f.table, err)
+		}
+		if len(others) > 0 {
+			return fmt.Errorf("%s also records migrations that are not lakesession's, applied with or after its group %d: %s; nothing was rolled back: roll back with the application's own migrator, which knows them all", f.table, last.ID, joinSome(others, 5))
+		}
+		group, err := m.Rollback(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate down: %w", err)
+		}
+		for i := len(group.Migrations) - 1; i >= 0; i-- {
+			fmt.Fprintf(a.env.Stdout, "rolled back %s (group %d)\n", group.Migrations[i].String(), group.ID)
+		}
 		return nil
-	}
-	for i := len(group.Migrations) - 1; i >= 0; i-- {
-		fmt.Fprintf(a.env.Stdout, "rolled back %s (group %d)\n", group.Migrations[i].String(), group.ID)
-	}
-	return nil
+	})
 }
 
 func (a *app) migrateStatus(ctx context.Context, f migrateFlags) error {
@@ -295,9 +320,15 @@ func (a *app) migrateStatus(ctx context.Context, f migrateFlags) error {
 	if err != nil {
 		return err
 	}
-	var list migrate.MigrationSlice
+	var (
+		list   migrate.MigrationSlice
+		others []string
+	)
 	if ok {
 		if list, err = m.MigrationsWithStatus(ctx); err != nil {
+			return fmt.Errorf("read %s: %w", f.table, err)
+		}
+		if others, err = othersSince(ctx, m, list, 0); err != nil {
 			return fmt.Errorf("read %s: %w", f.table, err)
 		}
 	} else {
@@ -322,6 +353,10 @@ func (a *app) migrateStatus(ctx context.Context, f migrateFlags) error {
 		return err
 	}
 	table, _ := a.migrationTables(f)
-	fmt.Fprintf(a.env.Stdout, "%d applied, %d pending (bun/migrate table %s)\n", applied, len(list)-applied, strings.ReplaceAll(table, `"`, ""))
+	shared := ""
+	if len(others) > 0 {
+		shared = fmt.Sprintf("; it also records %s of the application's", plural(int64(len(others)), "other migration"))
+	}
+	fmt.Fprintf(a.env.Stdout, "%d applied, %d pending (bun/migrate table %s%s)\n", applied, len(list)-applied, strings.ReplaceAll(table, `"`, ""), shared)
 	return nil
 }
