@@ -562,3 +562,42 @@ func TestPostgresExportWhileWriting(t *testing.T) {
 		t.Fatal("no write came during the export: the test proved nothing")
 	}
 }
+
+// A stored item that is not valid JSON (written by another program) is
+// left out by show and export with a warning that names its row, never
+// its content; export then exits 1, since its output lacks an item.
+func TestPostgresCorruptItems(t *testing.T) {
+	t.Parallel()
+	_, dsn := newDatabase(t)
+	env := []string{"DATABASE_URL=" + tlsDSN(t, dsn)}
+	mustRun(t, env, "", "migrate", "up")
+	db := openDB(t, dsn)
+	in := `{"session_id":"c","item":{"role":"user","content":"before"}}` + "\n"
+	mustRun(t, env, in, "sessions", "import")
+	var id int64
+	if err := db.QueryRow(`INSERT INTO agent_messages (session_id, message_data) VALUES ('c', '{"role":"user","content":"corrupt-secret-text"') RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	after := `{"session_id":"c","item":{"role":"assistant","content":"after"}}` + "\n"
+	mustRun(t, env, after, "sessions", "import", "--if-exists", "append")
+	warning := fmt.Sprintf(`warning: session "c": stored item %d is not valid JSON; it is left out`, id)
+
+	r := mustRun(t, env, "", "sessions", "show", "c")
+	if r.stdout != "user: before\nassistant: after\n" || !strings.Contains(r.stderr, warning) {
+		t.Errorf("show: %v", r)
+	}
+	r = mustRun(t, env, "", "sessions", "show", "c", "--json", "--limit", "1")
+	if r.stdout != `{"role":"assistant","content":"after"}`+"\n" {
+		t.Errorf("show --json --limit 1: %v", r)
+	}
+	r = lakesession(t, env, "", "sessions", "export", "c")
+	wantExit(t, r, 1, warning+" of the export", "1 stored item not valid JSON and left out of the export")
+	if r.stdout != in+after {
+		t.Errorf("export: %v", r)
+	}
+	for _, r := range []result{r, mustRun(t, env, "", "sessions", "show", "c")} {
+		if strings.Contains(r.stdout+r.stderr, "corrupt-secret-text") {
+			t.Errorf("the corrupt item's content was printed: %v", r)
+		}
+	}
+}
