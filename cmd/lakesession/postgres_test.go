@@ -433,7 +433,7 @@ func TestPostgresDoctor(t *testing.T) {
 		// it either.
 		wantExit(t, lakesession(t, nil, "", "sessions", "list", "--database-url", wrong), 1, "password authentication failed")
 		unparsable := strings.Replace(wrong, "127.0.0.1", "[127.0.0.1", 1)
-		wantExit(t, lakesession(t, nil, "", "sessions", "list", "--database-url", unparsable), 1, "DSN cannot be parsed")
+		wantExit(t, lakesession(t, nil, "", "sessions", "list", "--database-url", unparsable), 2, "DSN cannot be parsed")
 	})
 
 	t.Run("Python tables without lakesession's indexes", func(t *testing.T) {

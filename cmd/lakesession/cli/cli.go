@@ -26,7 +26,8 @@ const (
 	ExitFailure = 1
 	// ExitUsage: the command line or the connection settings are wrong
 	// (unknown command or flag, missing argument, no database chosen, two
-	// databases chosen); nothing was done.
+	// databases chosen, a database URL that cannot be parsed); nothing was
+	// done.
 	ExitUsage = 2
 )
 

@@ -304,7 +304,7 @@ func (a *app) openTarget(ctx context.Context, t target, o openOptions) (*conn, e
 	case kindPostgres:
 		c, err := connector.New(connector.Config{DSN: t.databaseURL, Schema: a.conn.schema, ApplicationName: ApplicationName})
 		if err != nil {
-			return nil, fmt.Errorf("--database-url / %s: %w", EnvDatabaseURL, err)
+			return nil, settingsError(fmt.Errorf("--database-url / %s: %w", EnvDatabaseURL, err))
 		}
 		return &conn{target: t, db: openPostgresDB(c), connector: c}, nil
 	}
@@ -384,9 +384,19 @@ func (a *app) lakebaseConnector(src *lakebasecred.Source) (*connector.Connector,
 	}
 	c, err := connector.ForLakebase(src, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to Lakebase: %w", err)
+		return nil, settingsError(fmt.Errorf("connect to Lakebase: %w", err))
 	}
 	return c, nil
+}
+
+// settingsError makes err a usage error (exit code 2) when the connector
+// refused the connection settings: nothing was tried.
+func settingsError(err error) error {
+	var ce *connector.ConfigError
+	if errors.As(err, &ce) {
+		return &usageError{msg: err.Error()}
+	}
+	return err
 }
 
 // openStore opens the database and a Store on it with the table flags.
