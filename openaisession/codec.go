@@ -54,11 +54,15 @@ type item = responses.ResponseInputItemUnionParam
 // ErrUnknownType. Errors never quote the item's content.
 func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) {
 	var u item
-	b, err := lakesession.CompactItem(raw)
-	if err != nil {
-		return u, err
+	b := []byte(raw) // read, not kept: keepAll copies what it keeps
+	if !compactObject(b, false) {
+		var err error
+		if b, err = lakesession.CompactItem(raw); err != nil {
+			return u, err
+		}
 	}
-	top := members(b)
+	var buf [16]member
+	top := members(buf[:0], b)
 	v, typ, err := pick(&u, top)
 	if err != nil {
 		return item{}, err
@@ -88,6 +92,9 @@ func Encode(it responses.ResponseInputItemUnionParam) (json.RawMessage, error) {
 	}
 	if bytes.Equal(b, []byte("null")) {
 		return nil, fmt.Errorf("%w: no variant is set; set one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem)
+	}
+	if compactObject(b, true) { // as json.Marshal writes it, but for invalid UTF-8
+		return b, nil
 	}
 	out, err := lakesession.CompactItem(b)
 	if err != nil {
@@ -230,8 +237,8 @@ type extraFielder interface {
 
 // keepAll makes v encode to the JSON value of b (whose top-level members
 // are top): each top-level field whose encoding differs from b's is carried
-// in the variant's extra fields, as b's JSON, and each field the encoding
-// adds is omitted.
+// in the variant's extra fields, as a copy of b's JSON, and each field the
+// encoding adds is omitted. It keeps no reference to b.
 func keepAll(v variant, b []byte, top []member) error {
 	enc, err := json.Marshal(v.ptr)
 	if err != nil {
@@ -240,7 +247,8 @@ func keepAll(v variant, b []byte, top []member) error {
 	if bytes.Equal(enc, b) {
 		return nil
 	}
-	encTop := members(enc)
+	var buf [16]member
+	encTop := members(buf[:0], enc)
 	if encTop == nil {
 		return fmt.Errorf("%w: openai-go does not encode it as a JSON object", lakesession.ErrInvalidItem)
 	}
@@ -251,18 +259,20 @@ func keepAll(v variant, b []byte, top []member) error {
 		}
 		extras[k] = val
 	}
-	for _, m := range top {
-		val, _ := lookup(top, m.key) // the last of repeated keys
-		ev, ok := lookup(encTop, m.key)
+	for i, m := range top {
+		if lookupKey(top, m.key) != i {
+			continue // an earlier repeat: the last one counts
+		}
+		k := lookupKey(encTop, m.key)
 		// A lone surrogate escape (\ud800) decodes to U+FFFD, which
 		// openai-go writes out: compare such fields byte for byte.
-		if !ok || !equalJSON(val, ev) || (!bytes.Equal(val, ev) && hasLoneSurrogate(val)) {
-			keep(m.key, json.RawMessage(val))
+		if k < 0 || !equalJSON(m.val, encTop[k].val) || (!bytes.Equal(m.val, encTop[k].val) && hasLoneSurrogate(m.val)) {
+			keep(m.name(), json.RawMessage(bytes.Clone(m.val)))
 		}
 	}
 	for _, m := range encTop {
-		if _, ok := lookup(top, m.key); !ok {
-			keep(m.key, param.Omit)
+		if lookupKey(top, m.key) < 0 {
+			keep(m.name(), param.Omit)
 		}
 	}
 	if extras == nil {
@@ -276,7 +286,7 @@ func keepAll(v variant, b []byte, top []member) error {
 	// and the empty key is no path), or a lone surrogate the encoding
 	// changed: make the variant encode to b itself. Its typed fields stay
 	// filled, for reading.
-	v.setJSON(b)
+	v.setJSON(bytes.Clone(b))
 	return nil
 }
 

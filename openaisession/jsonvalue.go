@@ -3,35 +3,46 @@ package openaisession
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // The helpers below read documents that are already known to be valid JSON
-// (checked by lakesession.CompactItem, or written by encoding/json), without
-// building them in memory: Decode runs them on every item a Session reads.
+// (checked by Decode, or written by encoding/json), without building them
+// in memory and, for the usual small objects, without allocating: Decode
+// runs them on every item a Session reads.
 
-// member is one member of a JSON object: its key, decoded, and its value's
-// JSON text.
+// member is one member of a JSON object: the JSON text of its key (a
+// string, quotes included) and of its value.
 type member struct {
-	key string
+	key []byte
 	val []byte
 }
 
-// members returns the members of the JSON object b in their order,
-// repeated keys included, or nil when b is not an object.
-func members(b []byte) []member {
+// name returns the member's key, decoded.
+func (m member) name() string { return decodeString(m.key) }
+
+// members appends the members of the JSON object b to dst, in their order,
+// repeated keys included, and returns the result, or nil when b is not an
+// object. Pass a slice of an array on the caller's stack as dst to read an
+// object of a few members without allocating.
+func members(dst []member, b []byte) []member {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil
 	}
-	var out []member
+	out := dst[:0]
 	i++
 	for {
 		i = skipSpace(b, i)
 		if b[i] == '}' {
+			if out == nil {
+				out = []member{}
+			}
 			return out
 		}
 		end := skipValue(b, i)
-		key := decodeString(b[i:end])
+		key := b[i:end]
 		i = skipSpace(b, end) + 1 // ':'
 		i = skipSpace(b, i)
 		end = skipValue(b, i)
@@ -43,15 +54,26 @@ func members(b []byte) []member {
 	}
 }
 
-// lookup returns the value of the last member named key (encoding/json
+// lookup returns the value of the last member named name (encoding/json
 // keeps the last of repeated keys).
-func lookup(ms []member, key string) ([]byte, bool) {
+func lookup(ms []member, name string) ([]byte, bool) {
 	for i := len(ms) - 1; i >= 0; i-- {
-		if ms[i].key == key {
+		if stringIs(ms[i].key, name) {
 			return ms[i].val, true
 		}
 	}
 	return nil, false
+}
+
+// lookupKey returns the index of the last member whose key is the same
+// string as the JSON string key, or -1.
+func lookupKey(ms []member, key []byte) int {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if equalString(ms[i].key, key) {
+			return i
+		}
+	}
+	return -1
 }
 
 // equalJSON reports whether the JSON texts a and b are the same value, as
@@ -68,90 +90,161 @@ func equalJSON(a, b []byte) bool {
 	}
 	switch a[0] {
 	case '{':
-		ma, mb := members(a), members(b)
+		var bufA, bufB [8]member
+		ma, mb := members(bufA[:0], a), members(bufB[:0], b)
 		n := 0
 		for i, m := range ma {
-			if last, _ := lookupIndex(ma, m.key); last != i {
+			if lookupKey(ma, m.key) != i {
 				continue // an earlier repeat of the key
 			}
 			n++
-			vb, ok := lookup(mb, m.key)
-			if !ok || !equalJSON(m.val, vb) {
+			k := lookupKey(mb, m.key)
+			if k < 0 || !equalJSON(m.val, mb[k].val) {
 				return false
 			}
 		}
 		return n == distinctKeys(mb)
 	case '[':
-		ea, eb := elements(a), elements(b)
-		if len(ea) != len(eb) {
-			return false
-		}
-		for i := range ea {
-			if !equalJSON(ea[i], eb[i]) {
+		i, j := skipSpace(a, 1), skipSpace(b, 1)
+		for a[i] != ']' && b[j] != ']' {
+			endA, endB := skipValue(a, i), skipValue(b, j)
+			if !equalJSON(a[i:endA], b[j:endB]) {
 				return false
 			}
+			i, j = skipSpace(a, endA), skipSpace(b, endB)
+			if a[i] == ',' {
+				i = skipSpace(a, i+1)
+			}
+			if b[j] == ',' {
+				j = skipSpace(b, j+1)
+			}
 		}
-		return true
+		return a[i] == ']' && b[j] == ']'
 	case '"':
-		return decodeString(a) == decodeString(b)
+		return equalString(a, b)
 	}
 	return false // numbers and literals differ in text
-}
-
-func lookupIndex(ms []member, key string) (int, bool) {
-	for i := len(ms) - 1; i >= 0; i-- {
-		if ms[i].key == key {
-			return i, true
-		}
-	}
-	return -1, false
 }
 
 func distinctKeys(ms []member) int {
 	n := 0
 	for i, m := range ms {
-		if last, _ := lookupIndex(ms, m.key); last == i {
+		if lookupKey(ms, m.key) == i {
 			n++
 		}
 	}
 	return n
 }
 
-// elements returns the JSON texts of the elements of the array b.
-func elements(b []byte) [][]byte {
-	var out [][]byte
-	i := skipSpace(b, 1)
-	for b[i] != ']' {
-		end := skipValue(b, i)
-		out = append(out, b[i:end])
-		i = skipSpace(b, end)
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-	}
-	return out
-}
-
 // decodeString returns the text of the JSON string s, as encoding/json
 // decodes it.
 func decodeString(s []byte) string {
-	if bytes.IndexByte(s, '\\') < 0 {
-		plain := true
-		for _, c := range s {
-			if c >= 0x80 {
-				plain = false // let encoding/json handle invalid UTF-8
-				break
-			}
-		}
-		if plain {
-			return string(s[1 : len(s)-1])
-		}
+	if plainString(s) {
+		return string(s[1 : len(s)-1])
 	}
 	var v string
 	if err := json.Unmarshal(s, &v); err != nil {
 		return "" // not reached for valid JSON
 	}
 	return v
+}
+
+// plainString reports whether the JSON string s has neither escapes nor
+// bytes outside ASCII, so that its text is its bytes between the quotes.
+func plainString(s []byte) bool {
+	for _, c := range s[1 : len(s)-1] {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// stringIs reports whether the JSON string s decodes to name.
+func stringIs(s []byte, name string) bool {
+	if len(s) == len(name)+2 && string(s[1:len(s)-1]) == name {
+		return true
+	}
+	if plainString(s) {
+		return false
+	}
+	i := 1
+	for _, want := range name {
+		if s[i] == '"' {
+			return false
+		}
+		var r rune
+		if r, i = nextRune(s, i); r != want {
+			return false
+		}
+	}
+	return s[i] == '"'
+}
+
+// equalString reports whether the JSON strings a and b decode to the same
+// text, without decoding them into memory.
+func equalString(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	if plainString(a) && plainString(b) {
+		return false
+	}
+	i, j := 1, 1
+	for {
+		endA, endB := a[i] == '"', b[j] == '"'
+		if endA || endB {
+			return endA && endB
+		}
+		var ra, rb rune
+		ra, i = nextRune(a, i)
+		rb, j = nextRune(b, j)
+		if ra != rb {
+			return false
+		}
+	}
+}
+
+// nextRune decodes the character of the JSON string s at s[i], which is not
+// its closing quote, as encoding/json does (invalid UTF-8 and lone
+// surrogate escapes become U+FFFD), and returns it with the index of the
+// next one.
+func nextRune(s []byte, i int) (rune, int) {
+	c := s[i]
+	if c != '\\' {
+		if c < utf8.RuneSelf {
+			return rune(c), i + 1
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		return r, i + size
+	}
+	switch s[i+1] {
+	case 'u':
+		r, _ := hex4(s[i+2 : i+6])
+		i += 6
+		if utf16.IsSurrogate(r) {
+			if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+				r2, ok := hex4(s[i+2 : i+6])
+				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+					return dec, i + 6
+				}
+			}
+			return utf8.RuneError, i
+		}
+		return r, i
+	case 'b':
+		return '\b', i + 2
+	case 'f':
+		return '\f', i + 2
+	case 'n':
+		return '\n', i + 2
+	case 'r':
+		return '\r', i + 2
+	case 't':
+		return '\t', i + 2
+	default: // '"', '\\', '/'
+		return rune(s[i+1]), i + 2
+	}
 }
 
 func skipSpace(b []byte, i int) int {
@@ -198,4 +291,23 @@ func skipValue(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// compactObject reports whether b is one JSON object, in compact form, of
+// valid UTF-8: the form lakesession.CompactItem returns, so that it need
+// not be copied into that form. valid says that b is known to be valid
+// JSON (encoding/json wrote it), which spares a scan.
+func compactObject(b []byte, valid bool) bool {
+	if len(b) == 0 || b[0] != '{' || !utf8.Valid(b) || !valid && !json.Valid(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = skipValue(b, i) - 1
+		case ' ', '\t', '\n', '\r':
+			return false
+		}
+	}
+	return true
 }
