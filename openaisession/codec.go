@@ -96,9 +96,12 @@ func Encode(it responses.ResponseInputItemUnionParam) (json.RawMessage, error) {
 	if compactObject(b, true) { // as json.Marshal writes it, but for invalid UTF-8
 		return b, nil
 	}
+	if b[0] != '{' {
+		return nil, fmt.Errorf("%w: it does not encode to a JSON object; set one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem)
+	}
 	out, err := lakesession.CompactItem(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: it does not encode to a JSON object; set one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem)
+		return nil, err // invalid UTF-8, in a value set in code
 	}
 	return out, nil
 }

@@ -217,6 +217,8 @@ func TestEncodeErrors(t *testing.T) {
 		OfMessage:      &responses.EasyInputMessageParam{Role: responses.EasyInputMessageRoleUser},
 		OfFunctionCall: &responses.ResponseFunctionToolCallParam{CallID: "c"},
 	}
+	badText := responses.ResponseInputItemParamOfMessage("hi", responses.EasyInputMessageRoleUser)
+	badText.OfMessage.SetExtraFields(map[string]any{"note": json.RawMessage("\"\xff\"")})
 	tests := []struct {
 		name string
 		item responses.ResponseInputItemUnionParam
@@ -224,6 +226,7 @@ func TestEncodeErrors(t *testing.T) {
 	}{
 		{"no variant", responses.ResponseInputItemUnionParam{}, "no variant is set"},
 		{"two variants", two, "2 variants are set"},
+		{"invalid UTF-8", badText, "UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
