@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/lakesession/lakesession/connector"
 )
@@ -148,4 +150,68 @@ func sqlOpenDB(dc driver.Connector) *sql.DB {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	return db
+}
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkConnectTelemetry measures what the connect span and metrics cost
+// on a new connection (TLS handshake and SCRAM login included), with three
+// Lakebase Connectors on one warm token source:
+//
+//   - off:   built without telemetry (a test-only option): Connect as it
+//     was before it had a span and metrics;
+//   - nosdk: the default, the global OpenTelemetry providers with no SDK
+//     installed (this benchmark installs none);
+//   - sdk:   the OpenTelemetry SDK sampling every span, with a batch span
+//     processor (to an exporter that discards) and a metric reader.
+//
+// The arms connect in turn, so that they share the machine's load; it
+// reports each arm's mean time per connection and the ratios to off (1
+// means as fast).
+func BenchmarkConnectTelemetry(b *testing.B) {
+	ctx := context.Background()
+	l := newLakebase(b, time.Hour)
+	if _, err := l.src.Token(ctx); err != nil { // warm the cache
+		b.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() {
+		tp.Shutdown(ctx)
+		mp.Shutdown(ctx)
+	})
+	arms := [][]connector.Option{
+		{connector.WithoutTelemetry()},
+		nil,
+		{connector.WithTracerProvider(tp), connector.WithMeterProvider(mp)},
+	}
+	conns := make([]*connector.Connector, len(arms))
+	for k, opts := range arms {
+		c, err := connector.ForLakebase(l.src, append([]connector.Option{
+			connector.WithPort(l.port), connector.WithSSLMode("verify-full"), connector.WithSSLRootCert(l.rootCert),
+		}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[k] = c
+	}
+	var total [3]time.Duration
+	n := 0
+	for b.Loop() {
+		for i := range conns {
+			k := (n + i) % len(conns) // each arm first in turn
+			total[k] += connectOnce(b, ctx, conns[k])
+		}
+		n++
+	}
+	for k, name := range []string{"off", "nosdk", "sdk"} {
+		b.ReportMetric(float64(total[k].Nanoseconds())/float64(n), name+"-ns/conn")
+	}
+	b.ReportMetric(float64(total[1])/float64(total[0]), "nosdk/off")
+	b.ReportMetric(float64(total[2])/float64(total[0]), "sdk/off")
 }

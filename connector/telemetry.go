@@ -177,14 +177,15 @@ func (t *telemetry) end(ctx context.Context, span trace.Span, start time.Time, s
 	if t == nil {
 		return
 	}
+	timed, recording := t.duration.Enabled(ctx), span.IsRecording()
 	var errType string
-	if err != nil {
+	if err != nil && (timed || recording) {
 		errType = st.errType
 		if errType == "" {
 			errType = errorType(ctx, err)
 		}
 	}
-	if t.duration.Enabled(ctx) {
+	if timed {
 		secs := time.Since(start).Seconds()
 		if err == nil {
 			t.duration.Record(ctx, secs, t.okDuration...)
@@ -192,7 +193,7 @@ func (t *telemetry) end(ctx context.Context, span trace.Span, start time.Time, s
 			t.duration.Record(ctx, secs, metric.WithAttributes(append(t.attrs[:len(t.attrs):len(t.attrs)], semconv.ErrorTypeKey.String(errType))...))
 		}
 	}
-	if span.IsRecording() {
+	if recording {
 		span.SetAttributes(AttrAttempts.Int(st.attempts))
 		if st.waited {
 			span.SetAttributes(AttrProbes.Int(st.probes))
@@ -228,12 +229,13 @@ func (t *telemetry) countAttempt(ctx context.Context, probe bool, err error) {
 		t.attempts.Add(ctx, 1, t.okAttempt[kind]...)
 		return
 	}
-	auth := IsAuthError(err)
-	if !auth && !t.attempts.Enabled(ctx) {
+	counted := t.attempts.Enabled(ctx)
+	auth := t.authRejected.Enabled(ctx) && IsAuthError(err)
+	if !counted && !auth {
 		return
 	}
 	errType := errorType(ctx, err)
-	if t.attempts.Enabled(ctx) {
+	if counted {
 		t.attempts.Add(ctx, 1, metric.WithAttributes(append(t.attrs[:len(t.attrs):len(t.attrs)], t.kinds[kind], semconv.ErrorTypeKey.String(errType))...))
 	}
 	if auth {
