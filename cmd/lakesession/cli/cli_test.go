@@ -62,7 +62,9 @@ func TestUsage(t *testing.T) {
 		{nil, []string{"prune", "--sqlite", db, "--older-than", "6m"}, `--older-than "6m": "m" could mean minutes or months: write min for minutes (90min)`},
 		{nil, []string{"migrate", "down", "--sqlite", db}, "pass --yes"},
 		{nil, []string{"migrate", "up", "--sqlite", db, "--migrations-table", "x-y"}, `--migrations-table "x-y"`},
-		{nil, []string{"token", "--sqlite", db}, "token needs a Lakebase target"},
+		{nil, []string{"token", "--sqlite", db}, "token needs a Lakebase target, not the SQLite file " + db + ": pass --instance NAME (LAKEBASE_INSTANCE_NAME)"},
+		{nil, []string{"token"}, "token needs a Lakebase target: pass --instance NAME (LAKEBASE_INSTANCE_NAME), --endpoint projects/P/branches/B/endpoints/E (LAKEBASE_ENDPOINT), or --project P --branch B (LAKEBASE_PROJECT, LAKEBASE_BRANCH)"},
+		{nil, []string{"psql", "--", "-c", "SELECT 1"}, "psql needs a Lakebase target: pass --instance NAME"},
 		{nil, []string{"psql", "--sqlite", db}, "psql needs a Lakebase target"},
 	} {
 		stdout, stderr, code := run(t, c.env, "", c.args...)

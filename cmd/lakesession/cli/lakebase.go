@@ -47,11 +47,14 @@ A token is a password for about an hour; treat it as one.`,
 // lakebaseTarget resolves the target and refuses any but Lakebase.
 func (a *app) lakebaseTarget(command string) (target, error) {
 	t, err := a.conn.resolve(a.env.Getenv)
+	if errors.Is(err, errNoTarget) {
+		return target{}, usagef("%s needs a Lakebase target: pass %s", command, lakebaseChoices)
+	}
 	if err != nil {
 		return target{}, err
 	}
 	if t.kind != kindLakebase {
-		return target{}, usagef("%s needs a Lakebase target (--instance, --endpoint, or --project and --branch; or LAKEBASE_INSTANCE_NAME, LAKEBASE_ENDPOINT, LAKEBASE_PROJECT and LAKEBASE_BRANCH), not the %s", command, t)
+		return target{}, usagef("%s needs a Lakebase target, not the %s: pass %s", command, t, lakebaseChoices)
 	}
 	return t, nil
 }

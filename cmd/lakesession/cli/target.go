@@ -111,6 +111,13 @@ func (f *connFlags) changed(names ...string) []string {
 	return out
 }
 
+// lakebaseChoices says how to choose a Lakebase target.
+var lakebaseChoices = fmt.Sprintf("--instance NAME (%s), --endpoint projects/P/branches/B/endpoints/E (%s), or --project P --branch B (%s, %s)",
+	EnvLakebaseInstance, EnvLakebaseEndpoint, EnvLakebaseProject, EnvLakebaseBranch)
+
+// errNoTarget is resolve's error when nothing says where to connect.
+var errNoTarget = usagef("no database to connect to: pass --database-url URL (or set %s), --sqlite PATH, or a Lakebase target: %s", EnvDatabaseURL, lakebaseChoices)
+
 // resolve picks the database: flags first; without any, the environment.
 // Two choices at once, or none, is a usage error that says what to set.
 func (f *connFlags) resolve(getenv func(string) string) (target, error) {
@@ -143,8 +150,7 @@ func (f *connFlags) resolve(getenv func(string) string) (target, error) {
 		case lt != (lakebasecred.Target{}):
 			t = target{kind: kindLakebase, lakebase: lt}
 		default:
-			return target{}, usagef("no database to connect to: pass --database-url URL (or set %s), --sqlite PATH, or a Lakebase target: --instance NAME (%s), --endpoint projects/P/branches/B/endpoints/E (%s), or --project P --branch B (%s, %s)",
-				EnvDatabaseURL, EnvLakebaseInstance, EnvLakebaseEndpoint, EnvLakebaseProject, EnvLakebaseBranch)
+			return target{}, errNoTarget
 		}
 	case 1:
 		switch chosen[0] {
