@@ -219,8 +219,92 @@
 // which names the user and the database; after waiting out an outage, an
 // error that says how long it waited and wraps the last one (see Outages
 // and retries). IsAuthError tells a rejected login (SQLSTATE 28P01 or
-// 28000) apart, and errors.As reaches the *pgconn.PgError. No error, String
-// or GoString of this package ever contains a password or token.
+// 28000) apart, and errors.As reaches the *pgconn.PgError. No error, String,
+// GoString, span or metric of this package ever contains a password or
+// token.
+//
+// # Telemetry
+//
+// Each Connect is one OpenTelemetry span, lakesession.connect, of kind
+// client, a child of the span in Connect's context. database/sql passes the
+// context of the call that needs a new connection, so the span sits under
+// the caller's: under lakesession.GetItems, lakesession.AddItems, ... for a
+// call of package bunstore. (A connection that database/sql opens in the
+// background, for callers waiting on a full pool, has a span with no
+// parent.) The token source gets the span in its context: a mint of
+// package lakebasecred links to the Connect that needed it. Attributes:
+//
+//   - db.system.name postgresql; server.address and server.port, the
+//     configured host and port (the first, for a DSN with several hosts);
+//     db.namespace, the database.
+//   - lakesession.connect.attempts: the connection attempts (token, dial,
+//     TLS handshake, login) that this Connect made itself: 1 when the first
+//     one connected, 2 after a rejected token, more after an outage. The
+//     Connects that wait out an outage share the probes: those are not
+//     theirs, and a Connect that joined a wait and took the connection of
+//     a probe made 0.
+//   - lakesession.connect.probes, only when the Connect waited out an
+//     outage: the shared probes that finished while it waited, the one
+//     that got through included (the Connects that waited together see
+//     the same ones).
+//   - lakesession.connect.token_replaced, only when the database rejected
+//     a token: true when Connect logged in again with a different token from
+//     the source, false when the source handed out the rejected one again.
+//   - On failure: status Error, with the error's text (which, like every
+//     error of this package, holds no password or token), error.type, and
+//     db.response.status_code when the server answered.
+//
+// error.type is the SQLSTATE when the server answered (28P01, 3D000,
+// 57P03, ...), else connect_wait_exceeded (an outage outlasted
+// MaxConnectWait), context.DeadlineExceeded or context.Canceled (the
+// caller's context ended), connector.ErrClosed, token_source (the
+// TokenSource failed), timeout (an attempt outlasted ConnectTimeout),
+// refused, reset, closed (the server closed the connection during the
+// login), unreachable, dns, tls (the handshake or the certificate failed),
+// or _OTHER.
+//
+// Metrics, each with db.system.name, server.address, server.port and
+// db.namespace, and error.type on failure:
+//
+//   - lakesession.connect.duration, a histogram in seconds (buckets from
+//     1 ms to 60 s): each Connect, waits included.
+//   - lakesession.connect.attempts, a counter ({attempt}): every connection
+//     attempt once, with lakesession.connect.attempt.kind connect (made by
+//     a Connect for itself) or probe (made for all the Connects that wait
+//     out an outage). Its sum is the logins the server saw: during an
+//     outage, 80 waiting Connects add their 80 first attempts, then one
+//     probe per backoff step.
+//   - lakesession.connect.auth_rejected, a counter ({login}): logins the
+//     database rejected (error.type 28P01 or 28000). With a token source
+//     each is followed by one attempt with a fresh token; a Connect that
+//     failed on it shows in lakesession.connect.duration with that
+//     error.type.
+//
+// They go to Config.TracerProvider and Config.MeterProvider
+// (WithTracerProvider, WithMeterProvider), by default the global providers
+// as they are when New runs, which forward to an SDK the application
+// installs, before or after: until then nothing is recorded, and each new
+// connection costs a non-recording span, well under a microsecond and
+// three small allocations next to the milliseconds of a login. Queries on
+// open connections cost nothing.
+//
+// For a span per statement, give pgx a tracer with Config.QueryTracer
+// (WithQueryTracer), such as otelpgx's (github.com/exaring/otelpgx):
+//
+//	c, err := connector.ForLakebase(src, connector.WithQueryTracer(otelpgx.NewTracer()))
+//
+// It is pgx.ConnConfig.Tracer: it sees every statement with the context of
+// the call that runs it, so its spans nest under the caller's (the store's
+// lakesession.<Method>), and pgx calls its ConnectTracer, PrepareTracer,
+// BatchTracer and CopyFromTracer methods when it has them (a connect span
+// of its own nests under lakesession.connect). Combine tracers with pgx's
+// multitracer package. Such a tracer sees what a span must not hold: the
+// statements' arguments, the items' content among them, and, in a
+// ConnectTracer, the connection's configuration, whose Password is the
+// token. Record the statement text (the store's never holds content) and
+// neither of those: otelpgx records arguments only with
+// WithIncludeQueryParameters, which is for a database without user
+// content.
 //
 // # What a Connector owns
 //
