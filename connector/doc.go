@@ -284,8 +284,8 @@
 // (WithTracerProvider, WithMeterProvider), by default the global providers
 // as they are when New runs, which forward to an SDK the application
 // installs, before or after: until then nothing is recorded, and each new
-// connection costs a non-recording span, well under a microsecond and
-// three small allocations next to the milliseconds of a login. Queries on
+// connection costs a non-recording span, about a microsecond and three
+// small allocations next to the milliseconds of a login. Queries on
 // open connections cost nothing.
 //
 // For a span per statement, give pgx a tracer with Config.QueryTracer
