@@ -256,7 +256,7 @@ func (d *doctor) postgres(ctx context.Context, c *conn, host string) {
 	tablesExist := d.tables(cctx, sc)
 	if tablesExist {
 		d.shape(cctx, sc)
-		d.indexes(cctx, sc)
+		d.indexes(cctx, sc, pgIndexes, d.qualified(d.a.conn.sessionsTable), d.qualified(d.a.conn.messagesTable), "the catalog could not be read: check the role's privileges")
 	} else {
 		d.skip("table shape and indexes", "they need the tables")
 	}
@@ -442,16 +442,32 @@ func (d *doctor) shape(ctx context.Context, sc *sql.Conn) {
 	d.problem(name, err.Error(), "the catalog could not be read: check the role's privileges")
 }
 
-func (d *doctor) indexes(ctx context.Context, sc *sql.Conn) {
+// pgIndexes lists the valid indexes of a table ($1, regclass text) with
+// their key columns, comma-separated.
+const pgIndexes = `SELECT c.relname, (SELECT string_agg(a.attname, ',' ORDER BY k.n)
+		FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+	FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+	WHERE i.indrelid = to_regclass($1) AND i.indisvalid`
+
+// sqliteIndexes lists the indexes of a table (?) with their key columns.
+const sqliteIndexes = `SELECT il.name, (SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info(il.name) ORDER BY seqno))
+	FROM pragma_index_list(?) il`
+
+// queryer is a *sql.Conn or a *bun.DB.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// indexes checks that the tables have the indexes lakesession reads by:
+// list is pgIndexes or sqliteIndexes, with sessions and messages the
+// tables as list takes them; catalogFix says what to do when the list
+// fails.
+func (d *doctor) indexes(ctx context.Context, q queryer, list, sessions, messages, catalogFix string) {
 	const name = "indexes"
-	// The key columns of every valid index of a table, comma-separated.
-	query := `SELECT c.relname, (SELECT string_agg(a.attname, ',' ORDER BY k.n)
-			FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
-		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-		WHERE i.indrelid = to_regclass($1) AND i.indisvalid`
+	// find returns an index whose key columns start with prefix.
 	find := func(table, prefix string) (string, bool, error) {
-		rows, err := sc.QueryContext(ctx, query, d.qualified(table))
+		rows, err := q.QueryContext(ctx, list, table)
 		if err != nil {
 			return "", false, err
 		}
@@ -469,19 +485,17 @@ func (d *doctor) indexes(ctx context.Context, sc *sql.Conn) {
 		return "", false, rows.Err()
 	}
 	s, m := d.a.conn.sessionsTable, d.a.conn.messagesTable
-	order, okOrder, err := find(m, "session_id,created_at,id")
-	var updated string
-	var okUpdated bool
+	order, okOrder, err := find(messages, "session_id,created_at,id")
+	var updated, python string
+	var okUpdated, okPython bool
 	if err == nil {
-		updated, okUpdated, err = find(s, "updated_at,session_id")
+		updated, okUpdated, err = find(sessions, "updated_at,session_id")
 	}
-	var python string
-	var okPython bool
 	if err == nil {
-		python, okPython, err = find(m, "session_id,created_at")
+		python, okPython, err = find(messages, "session_id,created_at")
 	}
 	if err != nil {
-		d.problem(name, err.Error(), "the catalog could not be read: check the role's privileges")
+		d.problem(name, err.Error(), catalogFix)
 		return
 	}
 	var missing []string
@@ -787,7 +801,7 @@ func (d *doctor) sqlite(ctx context.Context, t target) {
 		} else {
 			d.ok("table shape", "Python-compatible: session_id VARCHAR, created_at and updated_at TIMESTAMP, id INTEGER, message_data TEXT")
 		}
-		d.sqliteIndexes(ctx, db, s, m)
+		d.indexes(ctx, db, sqliteIndexes, s, m, "check that the file is an SQLite database")
 	}
 
 	const writeName = "write access"
@@ -800,50 +814,4 @@ func (d *doctor) sqlite(ctx context.Context, t target) {
 		return
 	}
 	d.ok(writeName, "%s can be written", t.sqlite)
-}
-
-func (d *doctor) sqliteIndexes(ctx context.Context, db interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, s, m string) {
-	find := func(table, prefix string) (string, bool, error) {
-		rows, err := db.QueryContext(ctx, `SELECT il.name, (SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info(il.name) ORDER BY seqno))
-			FROM pragma_index_list(?) il`, table)
-		if err != nil {
-			return "", false, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var name string
-			var cols sql.NullString
-			if err := rows.Scan(&name, &cols); err != nil {
-				return "", false, err
-			}
-			if cols.Valid && (cols.String == prefix || strings.HasPrefix(cols.String, prefix+",")) {
-				return name, true, nil
-			}
-		}
-		return "", false, rows.Err()
-	}
-	order, okOrder, err := find(m, "session_id,created_at,id")
-	var updated string
-	var okUpdated bool
-	if err == nil {
-		updated, okUpdated, err = find(s, "updated_at,session_id")
-	}
-	if err != nil {
-		d.problem("indexes", err.Error(), "check that the file is an SQLite database")
-		return
-	}
-	var missing []string
-	if !okOrder {
-		missing = append(missing, fmt.Sprintf("%s has no index on (session_id, created_at, id)", m))
-	}
-	if !okUpdated {
-		missing = append(missing, fmt.Sprintf("%s has no index on (updated_at, session_id)", s))
-	}
-	if len(missing) > 0 {
-		d.problem("indexes", strings.Join(missing, "; "), d.createFix()+": it adds the missing indexes")
-		return
-	}
-	d.ok("indexes", "%s (session_id, created_at, id) and %s (updated_at, session_id)", order, updated)
 }

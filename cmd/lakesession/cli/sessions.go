@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -47,31 +48,22 @@ func jsonText(s string) string {
 }
 
 // itemCounts returns the number of items of each of ids that has any: one
-// statement, read through the (session_id, created_at, id) index.
+// statement per 1,000 ids, read through the (session_id, created_at, id)
+// index.
 func (a *app) itemCounts(ctx context.Context, db bun.IDB, ids []string) (map[string]int64, error) {
 	counts := make(map[string]int64, len(ids))
 	_, messages := a.tables()
-	for chunk := range slices.Chunk(ids, 1000) {
-		rows, err := db.QueryContext(ctx, "SELECT session_id, count(*) FROM "+messages+" WHERE session_id IN (?) GROUP BY session_id", bun.List(chunk))
-		if err != nil {
-			return nil, fmt.Errorf("count items: %w", err)
-		}
-		for rows.Next() {
-			var (
-				id string
-				n  int64
-			)
-			if err := rows.Scan(&id, &n); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("count items: %w", err)
-			}
-			counts[id] = n
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("count items: %w", err)
-		}
-		rows.Close()
+	err := eachRow(ctx, db, "SELECT session_id, count(*) FROM "+messages+" WHERE session_id IN (?) GROUP BY session_id", ids, func(rows *sql.Rows) error {
+		var (
+			id string
+			n  int64
+		)
+		err := rows.Scan(&id, &n)
+		counts[id] = n
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count items: %w", err)
 	}
 	return counts, nil
 }
@@ -80,26 +72,39 @@ func (a *app) itemCounts(ctx context.Context, db bun.IDB, ids []string) (map[str
 func (a *app) existing(ctx context.Context, db bun.IDB, ids []string) (map[string]bool, error) {
 	found := make(map[string]bool, len(ids))
 	sessions, _ := a.tables()
-	for chunk := range slices.Chunk(ids, 1000) {
-		rows, err := db.QueryContext(ctx, "SELECT session_id FROM "+sessions+" WHERE session_id IN (?)", bun.List(chunk))
-		if err != nil {
-			return nil, fmt.Errorf("look up sessions: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("look up sessions: %w", err)
-			}
-			found[id] = true
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("look up sessions: %w", err)
-		}
-		rows.Close()
+	err := eachRow(ctx, db, "SELECT session_id FROM "+sessions+" WHERE session_id IN (?)", ids, func(rows *sql.Rows) error {
+		var id string
+		err := rows.Scan(&id)
+		found[id] = true
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up sessions: %w", err)
 	}
 	return found, nil
+}
+
+// eachRow runs query, whose one placeholder takes a list of ids, for each
+// chunk of 1,000 ids, and calls scan on each row of the results.
+func eachRow(ctx context.Context, db bun.IDB, query string, ids []string, scan func(*sql.Rows) error) error {
+	for chunk := range slices.Chunk(ids, 1000) {
+		rows, err := db.QueryContext(ctx, query, bun.List(chunk))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkIDs refuses invalid session ids before anything runs, and drops
