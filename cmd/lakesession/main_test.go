@@ -214,33 +214,31 @@ func wantExit(t *testing.T, r result, code int, want ...string) {
 	}
 }
 
-// adminDSN returns the test server's superuser DSN: it skips the test when
-// none is set, and fails it under CI=true.
+// adminDSN returns the test server's superuser DSN (see requireEnv).
 func adminDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("LAKESESSION_TEST_DATABASE_URL")
-	if dsn == "" {
-		msg := "LAKESESSION_TEST_DATABASE_URL is not set: run `make test`, or set it to a superuser DSN"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dsn
+	return requireEnv(t, "LAKESESSION_TEST_DATABASE_URL", "run `make test`, or set it to a superuser DSN")
 }
 
-// rootCert returns the test server's certificate (LAKESESSION_TEST_SSLROOTCERT).
+// rootCert returns the test server's certificate (see requireEnv).
 func rootCert(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("LAKESESSION_TEST_SSLROOTCERT")
-	if p == "" {
-		msg := "LAKESESSION_TEST_SSLROOTCERT is not set: run `make test`, whose PostgreSQL has TLS"
+	return requireEnv(t, "LAKESESSION_TEST_SSLROOTCERT", "run `make test`, whose PostgreSQL has TLS")
+}
+
+// requireEnv returns the variable name: without it, it skips the test,
+// and fails it under CI=true.
+func requireEnv(t *testing.T, name, hint string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		msg := name + " is not set: " + hint
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	return p
+	return v
 }
 
 func openDB(t *testing.T, dsn string) *sql.DB {
@@ -337,6 +335,16 @@ func rowsOf(t *testing.T, db *sql.DB) [][2]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// execSQL runs each statement on db.
+func execSQL(t *testing.T, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 }
 
 func count(t *testing.T, db *sql.DB, q string, args ...any) int {

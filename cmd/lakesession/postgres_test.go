@@ -439,15 +439,11 @@ func TestPostgresDoctor(t *testing.T) {
 	t.Run("Python tables without lakesession's indexes", func(t *testing.T) {
 		_, dsn := newDatabase(t)
 		db := openDB(t, dsn)
-		for _, q := range []string{
+		execSQL(t, db,
 			"CREATE TABLE agent_sessions (session_id VARCHAR NOT NULL, created_at TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, updated_at TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, PRIMARY KEY (session_id))",
 			"CREATE TABLE agent_messages (id SERIAL NOT NULL, session_id VARCHAR NOT NULL, message_data TEXT NOT NULL, created_at TIMESTAMP WITHOUT TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, PRIMARY KEY (id), FOREIGN KEY(session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE)",
 			"CREATE INDEX idx_agent_messages_session_time ON agent_messages (session_id, created_at)",
-		} {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatal(err)
-			}
-		}
+		)
 		env := []string{"DATABASE_URL=" + tlsDSN(t, dsn)}
 		r := lakesession(t, env, "", "doctor")
 		wantExit(t, r, 1, "(not through lakesession's migrations)", "ok       table shape: Python-compatible: session_id varchar, created_at and updated_at timestamp without time zone, id integer serial",
@@ -459,14 +455,10 @@ func TestPostgresDoctor(t *testing.T) {
 	t.Run("timestamps with time zone", func(t *testing.T) {
 		_, dsn := newDatabase(t)
 		db := openDB(t, dsn)
-		for _, q := range []string{
+		execSQL(t, db,
 			"CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now())",
 			"CREATE TABLE agent_messages (id BIGSERIAL PRIMARY KEY, session_id TEXT NOT NULL, message_data JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-		} {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatal(err)
-			}
-		}
+		)
 		r := lakesession(t, []string{"DATABASE_URL=" + tlsDSN(t, dsn)}, "", "doctor")
 		wantExit(t, r, 1, "problem  table shape: not the shape of the Python SQLAlchemySession's tables:",
 			"agent_sessions.created_at is timestamp with time zone, not timestamp without time zone",
@@ -487,17 +479,13 @@ func TestPostgresExportWhileWriting(t *testing.T) {
 	mustRun(t, env, "", "migrate", "up")
 	db := openDB(t, dsn)
 	const sessions = 3000 // three pages of ListSessions
-	for _, q := range []string{
+	execSQL(t, db,
 		`INSERT INTO agent_sessions (session_id, created_at, updated_at)
 		SELECT 'w' || g, LOCALTIMESTAMP - interval '1 day', LOCALTIMESTAMP - interval '1 day' - g * interval '1 second'
 		FROM generate_series(0, 2999) g`,
 		`INSERT INTO agent_messages (session_id, message_data, created_at)
 		SELECT 'w' || g, '{"seed":' || g || '}', LOCALTIMESTAMP - interval '1 day' FROM generate_series(0, 2999) g`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	store, err := bunstore.New(bun.NewDB(db, pgdialect.New()))
 	if err != nil {
 		t.Fatal(err)
