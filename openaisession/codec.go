@@ -67,7 +67,7 @@ func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) 
 	if err != nil {
 		return item{}, err
 	}
-	if err := json.Unmarshal(b, v.ptr); err != nil {
+	if err := unmarshal(b, v.ptr); err != nil {
 		return item{}, fmt.Errorf("%w: it is not a valid %s item for openai-go; check its fields against the Responses API", lakesession.ErrInvalidItem, typ)
 	}
 	if err := keepAll(v, b, top); err != nil {
@@ -181,6 +181,16 @@ func pick(u *item, top []member) (variant, string, error) {
 		return variant{}, "", fmt.Errorf("%w: %w: type %q; upgrade github.com/openai/openai-go/v3 to a version that knows it", lakesession.ErrInvalidItem, ErrUnknownType, typ)
 	}
 	return newVariant(u), typ, nil
+}
+
+// unmarshal decodes the valid JSON b into ptr. It calls the UnmarshalJSON
+// of openai-go's types itself, as json.Unmarshal would, but without
+// json.Unmarshal's second check that b is valid JSON.
+func unmarshal(b []byte, ptr any) error {
+	if u, ok := ptr.(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(b)
+	}
+	return json.Unmarshal(b, ptr)
 }
 
 // variant is the variant of an item that Decode fills.
