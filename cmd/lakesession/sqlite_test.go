@@ -105,4 +105,16 @@ func TestSQLite(t *testing.T) {
 	wantExit(t, mustRun(t, nil, "", "migrate", "down", "--yes", flag), 0, "rolled back "+migrationName)
 	wantExit(t, lakesession(t, nil, "", "doctor", flag), 1, "problem  tables: agent_sessions and agent_messages missing from", "fix: run `lakesession migrate up`")
 	wantExit(t, lakesession(t, nil, "", "sessions", "list", flag, "--schema", "x"), 2, "--schema applies to PostgreSQL only")
+
+	// Tables of another shape, without lakesession's indexes.
+	other := filepath.Join(dir, "other.db")
+	odb := openSQLite(t, other)
+	execSQL(t, odb.DB,
+		"CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, created_at TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)",
+		"CREATE TABLE agent_messages (id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, message_data BLOB NOT NULL, created_at TIMESTAMP NOT NULL)",
+	)
+	wantExit(t, lakesession(t, nil, "", "doctor", "--sqlite", other), 1,
+		"problem  table shape: not the shape of the Python SQLAlchemySession's tables: agent_sessions.created_at may be NULL; agent_messages.message_data is BLOB, not TEXT; agent_messages.created_at has no default",
+		"problem  indexes: agent_messages has no index on (session_id, created_at, id): reads of a session sort its items; agent_sessions has no index on (updated_at, session_id)",
+		"ok       write access", "doctor found 2 problems (of 5 checks)")
 }

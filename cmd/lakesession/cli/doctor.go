@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -354,18 +355,29 @@ func (d *doctor) migrated(ctx context.Context, sc *sql.Conn) string {
 	return fmt.Sprintf(" (%s recorded in %s)", plural(int64(n), "migration"), DefaultMigrationsTable)
 }
 
+// column is what doctor checks of a column.
 type column struct {
-	typ      string
-	notNull  bool
-	hasDef   bool
-	identity bool
+	typ     string
+	notNull bool
+	hasDef  bool
+	// generated: an identity column (PostgreSQL), or the primary key
+	// (SQLite, where an INTEGER PRIMARY KEY is the never-NULL rowid).
+	generated bool
 }
 
-func (d *doctor) columns(ctx context.Context, sc *sql.Conn, table string) (map[string]column, error) {
-	rows, err := sc.QueryContext(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+// pgColumns lists the columns of a table ($1, regclass text).
+const pgColumns = `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
 		d.adbin IS NOT NULL, a.attidentity <> ''
-		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, d.qualified(table))
+	FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`
+
+// sqliteColumns lists the columns of a table (?).
+const sqliteColumns = `SELECT name, type, "notnull", dflt_value IS NOT NULL, pk > 0 FROM pragma_table_info(?)`
+
+// columns reads the columns of table with list, pgColumns or
+// sqliteColumns; none when the table does not exist.
+func columns(ctx context.Context, q queryer, list, table string) (map[string]column, error) {
+	rows, err := q.QueryContext(ctx, list, table)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +388,7 @@ func (d *doctor) columns(ctx context.Context, sc *sql.Conn, table string) (map[s
 			name string
 			c    column
 		)
-		if err := rows.Scan(&name, &c.typ, &c.notNull, &c.hasDef, &c.identity); err != nil {
+		if err := rows.Scan(&name, &c.typ, &c.notNull, &c.hasDef, &c.generated); err != nil {
 			return nil, err
 		}
 		cols[name] = c
@@ -384,62 +396,73 @@ func (d *doctor) columns(ctx context.Context, sc *sql.Conn, table string) (map[s
 	return cols, rows.Err()
 }
 
-func (d *doctor) shape(ctx context.Context, sc *sql.Conn) {
-	const name = "table shape"
-	s, m := d.a.conn.sessionsTable, d.a.conn.messagesTable
-	sc1, err := d.columns(ctx, sc, s)
-	if err == nil {
-		var mc map[string]column
-		mc, err = d.columns(ctx, sc, m)
-		if err == nil {
-			var problems []string
-			text := func(t string) bool { return t == "text" || strings.HasPrefix(t, "character varying") }
-			ts := func(t string) bool {
-				return t == "timestamp without time zone" || strings.HasPrefix(t, "timestamp(") && strings.HasSuffix(t, "without time zone")
-			}
-			want := func(table string, cols map[string]column, col, what string, okType func(string) bool, needDefault bool) {
-				c, ok := cols[col]
-				switch {
-				case !ok:
-					problems = append(problems, fmt.Sprintf("%s has no column %s", table, col))
-				case !okType(c.typ):
-					problems = append(problems, fmt.Sprintf("%s.%s is %s, not %s", table, col, c.typ, what))
-				case !c.notNull:
-					problems = append(problems, fmt.Sprintf("%s.%s may be NULL", table, col))
-				case needDefault && !c.hasDef && !c.identity:
-					problems = append(problems, fmt.Sprintf("%s.%s has no default", table, col))
-				}
-			}
-			want(s, sc1, "session_id", "varchar", text, false)
-			want(s, sc1, "created_at", "timestamp without time zone", ts, true)
-			want(s, sc1, "updated_at", "timestamp without time zone", ts, true)
-			want(m, mc, "id", "integer or bigint", func(t string) bool { return t == "integer" || t == "bigint" }, true)
-			want(m, mc, "session_id", "varchar", text, false)
-			want(m, mc, "message_data", "text", text, false)
-			want(m, mc, "created_at", "timestamp without time zone", ts, true)
-			var fk sql.NullString
-			if err := sc.QueryRowContext(ctx, `SELECT max(confdeltype::text) FROM pg_constraint
-				WHERE conrelid = to_regclass($1) AND confrelid = to_regclass($2) AND contype = 'f'`, d.qualified(m), d.qualified(s)).Scan(&fk); err != nil {
-				problems = append(problems, "the foreign key could not be read: "+err.Error())
-			} else if !fk.Valid {
-				problems = append(problems, fmt.Sprintf("%s.session_id has no foreign key to %s", m, s))
-			} else if fk.String != "c" {
-				problems = append(problems, fmt.Sprintf("the foreign key of %s.session_id is not ON DELETE CASCADE", m))
-			}
-			if len(problems) > 0 {
-				d.problem(name, "not the shape of the Python SQLAlchemySession's tables: "+strings.Join(problems, "; "),
-					"recreate the tables as package migrations (or Python's SQLAlchemySession) creates them, and copy the rows over (lakesession sessions export --all, then import)")
-				return
-			}
-			idKind := "identity"
-			if !mc["id"].identity {
-				idKind = "serial"
-			}
-			d.ok(name, "Python-compatible: session_id varchar, created_at and updated_at timestamp without time zone, id %s %s, message_data text, foreign key ON DELETE CASCADE", mc["id"].typ, idKind)
-			return
-		}
+// shapeProblems collects how tables differ from the Python
+// SQLAlchemySession's.
+type shapeProblems []string
+
+// want notes a problem unless cols has col, of a type okType accepts
+// (what names it), NOT NULL, and with a default when needDefault.
+func (p *shapeProblems) want(table string, cols map[string]column, col, what string, okType func(string) bool, needDefault bool) {
+	c, ok := cols[col]
+	switch {
+	case !ok:
+		*p = append(*p, fmt.Sprintf("%s has no column %s", table, col))
+	case !okType(c.typ):
+		*p = append(*p, fmt.Sprintf("%s.%s is %s, not %s", table, col, c.typ, what))
+	case !c.notNull && !c.generated:
+		*p = append(*p, fmt.Sprintf("%s.%s may be NULL", table, col))
+	case needDefault && !c.hasDef && !c.generated:
+		*p = append(*p, fmt.Sprintf("%s.%s has no default", table, col))
 	}
-	d.problem(name, err.Error(), "the catalog could not be read: check the role's privileges")
+}
+
+// report prints the shape check: ok, or the problems and what to do.
+func (p shapeProblems) report(d *doctor, ok string) {
+	if len(p) > 0 {
+		d.problem("table shape", "not the shape of the Python SQLAlchemySession's tables: "+strings.Join(p, "; "),
+			"recreate the tables as package migrations (or Python's SQLAlchemySession) creates them, and copy the rows over (lakesession sessions export --all, then import)")
+		return
+	}
+	d.ok("table shape", "Python-compatible: %s", ok)
+}
+
+func (d *doctor) shape(ctx context.Context, sc *sql.Conn) {
+	s, m := d.a.conn.sessionsTable, d.a.conn.messagesTable
+	sc1, err := columns(ctx, sc, pgColumns, d.qualified(s))
+	var mc map[string]column
+	if err == nil {
+		mc, err = columns(ctx, sc, pgColumns, d.qualified(m))
+	}
+	if err != nil {
+		d.problem("table shape", err.Error(), "the catalog could not be read: check the role's privileges")
+		return
+	}
+	var problems shapeProblems
+	text := func(t string) bool { return t == "text" || strings.HasPrefix(t, "character varying") }
+	ts := func(t string) bool {
+		return t == "timestamp without time zone" || strings.HasPrefix(t, "timestamp(") && strings.HasSuffix(t, "without time zone")
+	}
+	problems.want(s, sc1, "session_id", "varchar", text, false)
+	problems.want(s, sc1, "created_at", "timestamp without time zone", ts, true)
+	problems.want(s, sc1, "updated_at", "timestamp without time zone", ts, true)
+	problems.want(m, mc, "id", "integer or bigint", func(t string) bool { return t == "integer" || t == "bigint" }, true)
+	problems.want(m, mc, "session_id", "varchar", text, false)
+	problems.want(m, mc, "message_data", "text", text, false)
+	problems.want(m, mc, "created_at", "timestamp without time zone", ts, true)
+	var fk sql.NullString
+	if err := sc.QueryRowContext(ctx, `SELECT max(confdeltype::text) FROM pg_constraint
+		WHERE conrelid = to_regclass($1) AND confrelid = to_regclass($2) AND contype = 'f'`, d.qualified(m), d.qualified(s)).Scan(&fk); err != nil {
+		problems = append(problems, "the foreign key could not be read: "+err.Error())
+	} else if !fk.Valid {
+		problems = append(problems, fmt.Sprintf("%s.session_id has no foreign key to %s", m, s))
+	} else if fk.String != "c" {
+		problems = append(problems, fmt.Sprintf("the foreign key of %s.session_id is not ON DELETE CASCADE", m))
+	}
+	idKind := "identity"
+	if !mc["id"].generated {
+		idKind = "serial"
+	}
+	problems.report(d, fmt.Sprintf("session_id varchar, created_at and updated_at timestamp without time zone, id %s %s, message_data text, foreign key ON DELETE CASCADE", mc["id"].typ, idKind))
 }
 
 // pgIndexes lists the valid indexes of a table ($1, regclass text) with
@@ -727,37 +750,10 @@ func (d *doctor) sqlite(ctx context.Context, t target) {
 	d.ok(fileName, "%s (%d bytes), SQLite %s, journal_mode %s", t.sqlite, st.Size(), version, journal)
 
 	s, m := d.a.conn.sessionsTable, d.a.conn.messagesTable
-	type col struct {
-		typ     string
-		notNull bool
-		hasDef  bool
-		pk      bool
-	}
-	cols := func(table string) (map[string]col, error) {
-		rows, err := db.QueryContext(ctx, "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?)", table)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		out := map[string]col{}
-		for rows.Next() {
-			var (
-				n  string
-				c  col
-				pk int
-			)
-			if err := rows.Scan(&n, &c.typ, &c.notNull, &c.hasDef, &pk); err != nil {
-				return nil, err
-			}
-			c.pk = pk > 0
-			out[n] = c
-		}
-		return out, rows.Err()
-	}
-	sc, err := cols(s)
-	var mc map[string]col
+	sc, err := columns(ctx, db, sqliteColumns, s)
+	var mc map[string]column
 	if err == nil {
-		mc, err = cols(m)
+		mc, err = columns(ctx, db, sqliteColumns, m)
 	}
 	if err != nil {
 		d.problem("tables", err.Error(), "check that the file is an SQLite database")
@@ -775,32 +771,20 @@ func (d *doctor) sqlite(ctx context.Context, t target) {
 		d.skip("table shape and indexes", "they need the tables")
 	} else {
 		d.ok("tables", "%s and %s exist", s, m)
-		var problems []string
-		want := func(table string, cs map[string]col, name, typ string, needDefault bool) {
-			c, ok := cs[name]
-			switch {
-			case !ok:
-				problems = append(problems, fmt.Sprintf("%s has no column %s", table, name))
-			case !strings.EqualFold(c.typ, typ) && !(typ == "VARCHAR" && strings.EqualFold(c.typ, "TEXT")):
-				problems = append(problems, fmt.Sprintf("%s.%s is %s, not %s", table, name, c.typ, typ))
-			case !c.notNull && !c.pk:
-				problems = append(problems, fmt.Sprintf("%s.%s may be NULL", table, name))
-			case needDefault && !c.hasDef:
-				problems = append(problems, fmt.Sprintf("%s.%s has no default", table, name))
+		var problems shapeProblems
+		is := func(want ...string) func(string) bool {
+			return func(t string) bool {
+				return slices.ContainsFunc(want, func(w string) bool { return strings.EqualFold(t, w) })
 			}
 		}
-		want(s, sc, "session_id", "VARCHAR", false)
-		want(s, sc, "created_at", "TIMESTAMP", true)
-		want(s, sc, "updated_at", "TIMESTAMP", true)
-		want(m, mc, "id", "INTEGER", false)
-		want(m, mc, "session_id", "VARCHAR", false)
-		want(m, mc, "message_data", "TEXT", false)
-		want(m, mc, "created_at", "TIMESTAMP", true)
-		if len(problems) > 0 {
-			d.problem("table shape", "not the shape of the Python SQLAlchemySession's tables: "+strings.Join(problems, "; "), "recreate the tables as package migrations creates them, and copy the rows over (sessions export --all, then import)")
-		} else {
-			d.ok("table shape", "Python-compatible: session_id VARCHAR, created_at and updated_at TIMESTAMP, id INTEGER, message_data TEXT")
-		}
+		problems.want(s, sc, "session_id", "VARCHAR", is("VARCHAR", "TEXT"), false)
+		problems.want(s, sc, "created_at", "TIMESTAMP", is("TIMESTAMP"), true)
+		problems.want(s, sc, "updated_at", "TIMESTAMP", is("TIMESTAMP"), true)
+		problems.want(m, mc, "id", "INTEGER", is("INTEGER"), false)
+		problems.want(m, mc, "session_id", "VARCHAR", is("VARCHAR", "TEXT"), false)
+		problems.want(m, mc, "message_data", "TEXT", is("TEXT"), false)
+		problems.want(m, mc, "created_at", "TIMESTAMP", is("TIMESTAMP"), true)
+		problems.report(d, "session_id VARCHAR, created_at and updated_at TIMESTAMP, id INTEGER, message_data TEXT")
 		d.indexes(ctx, db, sqliteIndexes, s, m, "check that the file is an SQLite database")
 	}
 
