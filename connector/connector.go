@@ -165,6 +165,10 @@ func (r *resolved) beforeConnect(ctx context.Context, cc *pgx.ConnConfig) error 
 // once a probe gets through. A Connect that starts while an outage is being
 // waited out joins the wait without dialing. The error after the wait says
 // how long it waited and wraps the last cause.
+//
+// Each Connect is an OpenTelemetry span, lakesession.connect, a child of
+// the span in ctx, and is counted in the Connector's metrics (see the
+// package doc, # Telemetry).
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	r := c.r
 	start := time.Now()
