@@ -83,27 +83,27 @@ func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) 
 // An item with no variant set, or with more than one, gets an error that
 // wraps lakesession.ErrInvalidItem.
 func Encode(it responses.ResponseInputItemUnionParam) (json.RawMessage, error) {
-	b, err := json.Marshal(it)
+	// The union's MarshalJSON, called as json.Marshal would call it, but
+	// without json.Marshal's copy: the result is checked here.
+	b, err := it.MarshalJSON()
 	if err != nil {
 		if n := variantsSet(it); n > 1 {
 			return nil, fmt.Errorf("%w: %d variants are set; set exactly one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem, n)
 		}
-		return nil, fmt.Errorf("%w: openai-go cannot encode it; check that no number in it is NaN or infinite", lakesession.ErrInvalidItem)
+		return nil, fmt.Errorf("%w: openai-go cannot encode it; check the JSON set in code (param.Override, extra fields) and that no number is NaN or infinite", lakesession.ErrInvalidItem)
 	}
-	if bytes.Equal(b, []byte("null")) {
-		return nil, fmt.Errorf("%w: no variant is set; set one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem)
-	}
-	if compactObject(b, true) { // as json.Marshal writes it, but for invalid UTF-8
+	if compactObject(b, false) {
 		return b, nil
 	}
-	if b[0] != '{' {
+	switch trimmed := bytes.TrimSpace(b); {
+	case bytes.Equal(trimmed, []byte("null")):
+		return nil, fmt.Errorf("%w: no variant is set; set one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem)
+	case len(trimmed) == 0 || trimmed[0] != '{':
 		return nil, fmt.Errorf("%w: it does not encode to a JSON object; set one Of field of ResponseInputItemUnionParam", lakesession.ErrInvalidItem)
 	}
-	out, err := lakesession.CompactItem(b)
-	if err != nil {
-		return nil, err // invalid UTF-8, in a value set in code
-	}
-	return out, nil
+	// Not compact (JSON set in code, through param.Override or extra
+	// fields), or not valid: invalid UTF-8 or JSON set in code.
+	return lakesession.CompactItem(b)
 }
 
 // variantsSet counts the Of fields of it that are set.
@@ -253,12 +253,15 @@ type extraFielder interface {
 // in the variant's extra fields, as a copy of b's JSON, and each field the
 // encoding adds is omitted. It keeps no reference to b.
 func keepAll(v variant, b []byte, top []member) error {
-	enc, err := json.Marshal(v.ptr)
+	enc, err := v.ptr.(json.Marshaler).MarshalJSON() // what json.Marshal calls, less its copy
 	if err != nil {
 		return fmt.Errorf("%w: openai-go cannot encode it again", lakesession.ErrInvalidItem)
 	}
 	if bytes.Equal(enc, b) {
 		return nil
+	}
+	if !json.Valid(enc) { // as json.Marshal would check it
+		return fmt.Errorf("%w: openai-go cannot encode it again", lakesession.ErrInvalidItem)
 	}
 	var buf [16]member
 	encTop := members(buf[:0], enc)

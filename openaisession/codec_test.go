@@ -227,6 +227,8 @@ func TestEncodeErrors(t *testing.T) {
 		{"no variant", responses.ResponseInputItemUnionParam{}, "no variant is set"},
 		{"two variants", two, "2 variants are set"},
 		{"invalid UTF-8", badText, "UTF-8"},
+		{"JSON set in code that is not an object", param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(` [1]`)), "does not encode to a JSON object"},
+		{"JSON set in code that is not valid", param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(`{"type":`)), "cannot encode it; check the JSON set in code"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,12 +254,14 @@ func TestEncodeBuiltItems(t *testing.T) {
 			Output: responses.ResponseInputItemFunctionCallOutputOutputUnionParam{OfString: param.NewOpt("18C")},
 		}},
 		param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(`{"type":"hologram_call","id":"h"}`)),
+		param.Override[responses.ResponseInputItemUnionParam](json.RawMessage(" {\n  \"type\": \"hologram_call\",\t\"id\": \"h 2\"\n} ")),
 	}
 	wants := []string{
 		`{"content":"Hello I live in SF!","role":"user"}`,
 		`{"arguments":"{\"city\":\"SF\"}","call_id":"call_1","name":"get_weather","type":"function_call"}`,
 		`{"output":"18C","call_id":"call_1","type":"function_call_output"}`,
 		`{"type":"hologram_call","id":"h"}`,
+		`{"type":"hologram_call","id":"h 2"}`,
 	}
 	for i, it := range items {
 		raw, err := openaisession.Encode(it)
