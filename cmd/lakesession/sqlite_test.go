@@ -31,6 +31,10 @@ func TestSQLite(t *testing.T) {
 	path := filepath.Join(dir, "sessions.db")
 	flag := "--sqlite=" + path
 
+	// With nothing that says where to connect, the error says what to set.
+	wantExit(t, lakesession(t, nil, "", "sessions", "list"), 2,
+		"no database to connect to: pass --database-url URL (or set DATABASE_URL), --sqlite PATH, or a Lakebase target: --instance NAME (LAKEBASE_INSTANCE_NAME)")
+
 	// Commands other than migrate up do not create a missing file.
 	wantExit(t, lakesession(t, nil, "", "sessions", "list", flag), 1, "sessions.db does not exist", "migrate up --sqlite")
 	if _, err := os.Stat(path); !os.IsNotExist(err) {

@@ -165,7 +165,7 @@ func TestTokenAndPsqlInProcess(t *testing.T) {
 			Stderr: errb,
 			Getenv: func(k string) string { return env[k] },
 			Environ: func() []string {
-				return []string{"HOME=/home/u", "PGPASSWORD=old", "PGSSLROOTCERT=/etc/ca.pem", "PGOPTIONS=-c statement_timeout=5s"}
+				return []string{"HOME=/home/u", "PGPASSWORD=old", "PGHOSTADDR=10.0.0.9", "PGSSLROOTCERT=/etc/ca.pem", "PGOPTIONS=-c statement_timeout=5s"}
 			},
 			Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) { return fake.WorkspaceClient(), nil },
 			LookPath:  func(string) (string, error) { return "/opt/pg/bin/psql", nil },
@@ -189,11 +189,12 @@ func TestTokenAndPsqlInProcess(t *testing.T) {
 		gotPath, gotArgv, gotEnv = path, argv, env
 		return nil
 	}
-	if code := cli.Run(context.Background(), []string{"psql", "--port", "6543", "--schema", "Agents", "--", "-X", "-c", "\\dt"}, e); code != cli.ExitOK {
+	// After --, everything is psql's, lakesession's flag names included.
+	if code := cli.Run(context.Background(), []string{"psql", "--port", "6543", "--schema", "Agents", "--", "-X", "-c", "\\dt", "--port", "1", "--"}, e); code != cli.ExitOK {
 		t.Fatalf("psql: exit %d: %s", code, errb.String())
 	}
 	tok := fake.Mints()[1].Token
-	if gotPath != "/opt/pg/bin/psql" || !slices.Equal(gotArgv, []string{"psql", "-X", "-c", "\\dt"}) {
+	if gotPath != "/opt/pg/bin/psql" || !slices.Equal(gotArgv, []string{"psql", "-X", "-c", "\\dt", "--port", "1", "--"}) {
 		t.Errorf("exec %q %q", gotPath, gotArgv)
 	}
 	want := []string{"HOME=/home/u", "PGSSLROOTCERT=/etc/ca.pem", "PGHOST=inst.example.com", "PGPORT=6543", "PGUSER=" + lakebasetest.DefaultUserName,
