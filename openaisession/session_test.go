@@ -282,10 +282,7 @@ func TestHistoryHasNoOrphan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			window := all
-			if limit > 0 && limit < len(all) {
-				window = all[len(all)-limit:]
-			}
+			window := latest(all, limit)
 			if len(hist) > len(window) {
 				t.Fatalf("History(%d) returned %d items, more than the window", limit, len(hist))
 			}
@@ -362,10 +359,7 @@ func TestGetItemsLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := stored
-			if limit > 0 && limit < len(stored) {
-				want = stored[len(stored)-limit:]
-			}
+			want := latest(stored, limit)
 			if len(got) != len(want) {
 				t.Fatalf("GetItems(%d) returned %d items, want %d", limit, len(got), len(want))
 			}
@@ -459,6 +453,15 @@ func TestUnknownItemsPassThrough(t *testing.T) {
 			t.Fatalf("popped %s, %v", enc, err)
 		}
 	})
+}
+
+// latest returns the window that GetItems(ctx, limit) reads from items:
+// the last limit of them, or all of them when limit <= 0.
+func latest[T any](items []T, limit int) []T {
+	if limit > 0 && limit < len(items) {
+		return items[len(items)-limit:]
+	}
+	return items
 }
 
 // countingSession counts the AddItems calls that reach the store.
