@@ -356,6 +356,20 @@ func TestPostgresSessions(t *testing.T) {
 			t.Fatalf("%d items after the prune", n)
 		}
 		wantExit(t, mustRun(t, env3, "", "prune", "--older-than", "30d"), 0, "deleted 0 sessions, 0 items")
+
+		// Ages are instants, compared with times stored as wall clock in
+		// the server's zone (Asia/Kolkata, 5.5 hours from UTC): a session
+		// last updated 3 hours ago is updated since 4h ago, not since 2h
+		// ago, and older than 2h, not 4h.
+		execSQL(t, db3, `UPDATE agent_sessions SET updated_at = LOCALTIMESTAMP - interval '3 hours'`)
+		if r := mustRun(t, env3, "", "sessions", "export", "--all", "--since", "2h"); r.stdout != "" {
+			t.Errorf("export --since 2h exported a session updated 3 hours ago: %v", r)
+		}
+		if r := mustRun(t, env3, "", "sessions", "export", "--all", "--since", "4h"); len(lines(r.stdout)) != seedCount(`s "quoted" <id> ✓`) {
+			t.Errorf("export --since 4h left out a session updated 3 hours ago: %v", r)
+		}
+		wantExit(t, mustRun(t, env3, "", "prune", "--older-than", "4h"), 0, "deleted 0 sessions")
+		wantExit(t, mustRun(t, env3, "", "prune", "--older-than", "2h"), 0, "deleted 1 session, 2 items")
 		wantExit(t, lakesession(t, env3, "", "prune", "--older-than", "30"), 2, "such as 30d")
 		wantExit(t, lakesession(t, env3, "", "prune"), 2, `"older-than" not set`)
 		wantExit(t, lakesession(t, env3, "", "prune", "--older-than", "1d", "--batch-size", "5000"), 2, "--batch-size 5000: use 1 to 1000")
