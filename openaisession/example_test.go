@@ -120,8 +120,27 @@ func ExampleSession() {
 	// History(2): message
 }
 
-// The agent loop with openai-go: send History and the new input, store the
-// turn with AddTurn.
+// A response that calls a tool: its output items go back to the model in
+// the turn's next request, before the tool's output, as the input items
+// InputItems returns, with every field the API returned.
+func ExampleInputItems() {
+	resp := apiResponse(`[{"id":"rs_1","type":"reasoning","summary":[],"encrypted_content":"gAAAAABo"},
+		{"id":"fc_1","type":"function_call","status":"completed","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"SF\"}"}]`)
+	items, err := openaisession.InputItems(resp.Output)
+	if err != nil {
+		log.Fatal(err)
+	}
+	reasoning, call := items[0].OfReasoning, items[1].OfFunctionCall
+	fmt.Println(reasoning.ID, reasoning.EncryptedContent.Value)
+	fmt.Println(call.ID.Value, call.CallID, call.Name, call.Arguments)
+	// Output:
+	// rs_1 gAAAAABo
+	// fc_1 call_1 get_weather {"city":"SF"}
+}
+
+// One model call with openai-go: send History and the new input, store the
+// turn with AddTurn. (With tools, see the loop in the package
+// documentation.)
 func ExampleSession_AddTurn() {
 	ctx := context.Background()
 	client := openai.NewClient() // OPENAI_API_KEY from the environment
