@@ -119,6 +119,7 @@ func TestRepairHistory(t *testing.T) {
 		{"escaped field names", []string{`{"typ\u0065":"function_call_output","call_id":"x"}`}, nil},
 		{"escaped values", []string{`{"type":"function_call","call_id":"a\"b","name":"f","arguments":"{}"}`, `{"type":"function_call_output","call_id":"a\u0022b","output":"x"}`}, []int{0, 1}},
 		{"the last of a repeated field counts", []string{`{"type":"function_call_output","type":"message","role":"user","content":"x"}`, `{"type":"message","role":"user","type":"function_call_output","call_id":"q"}`}, []int{0}},
+		{"the last of a repeated field counts when it is not a string", []string{call, `{"type":"function_call_output","call_id":"call_1","call_id":1,"output":"x"}`}, nil},
 		{"a type that is not a string", []string{`{"type":["function_call_output"],"call_id":"x"}`}, []int{0}},
 		{"white space", []string{" {\n \"type\" : \"function_call\" ,\t\"call_id\" : \"c\" } ", `{"type":"function_call_output","call_id":"c","output":"x"}`}, []int{0, 1}},
 	}
