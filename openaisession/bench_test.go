@@ -4,11 +4,14 @@ package openaisession_test
 //
 //   - BenchmarkDecodeEncode: Decode and Encode of a realistic 20-item history
 //     (easy and output messages, reasoning with encrypted content, function
-//     calls and their outputs), per item, beside openai-go's own
-//     json.Unmarshal and json.Marshal of the union, which loses data;
+//     calls and their outputs), beside openai-go's own json.Unmarshal and
+//     json.Marshal of the union, which loses data. An op is the whole
+//     history; ns/item and allocs/item are per item (ns/op and allocs/op
+//     over 20);
 //   - BenchmarkHistoryPostgres: History(20) against GetItems(20) of the
 //     store underneath (and the typed GetItems(20)) on PostgreSQL, the calls
-//     interleaved one by one in one run so that they share the load.
+//     interleaved one by one in one run so that they share the load; an op
+//     is one call of one of the three, so allocs/op is their mean.
 //
 // Run them with a PostgreSQL (from the repository root):
 //
