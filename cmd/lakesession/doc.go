@@ -6,6 +6,11 @@
 //
 //	go install github.com/lakesession/lakesession/cmd/lakesession@latest
 //
+// @latest is the highest cmd/lakesession/vX.Y.Z tag, whose go.mod requires
+// a tagged library; in a clone of the repository, where go.mod builds
+// against the library beside it (a replace directive, which go install
+// MODULE@VERSION refuses), run go install . in this directory.
+//
 // It is a module of its own, so that users of the library do not download
 // its dependencies. Its logic is package cli; this package only wires it to
 // the process.
@@ -48,7 +53,15 @@
 // recorded in its tables lakesession_migrations and
 // lakesession_migration_locks (--migrations-table,
 // --migration-locks-table), the names package migrations documents, so an
-// application that runs the migrations itself sees the same state.
+// application that runs the migrations itself sees the same state. An
+// application that discovers the files into its own collection records them
+// in its own table: pass --migrations-table bun_migrations
+// --migration-locks-table bun_migration_locks to share it; migrate down
+// then refuses to roll back lakesession's group under the application's
+// later ones.
+//
+// prune's age is a number and a unit, w, d, h, min or s (30d, 1d12h,
+// 90min); m is refused, since 6m could mean minutes or months.
 //
 // prune and sessions delete draw a progress bar on stderr when it is a
 // terminal, and print one result line on stdout in any case.
@@ -75,7 +88,8 @@
 // # Exit codes
 //
 // 0 ok; 1 failure, or a problem found by doctor; 2 usage (a wrong command
-// line or connection settings: nothing was done).
+// line or connection settings, such as no database, two, or a database URL
+// that cannot be parsed: nothing was done).
 //
 // # Secrets
 //

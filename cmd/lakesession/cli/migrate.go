@@ -37,7 +37,11 @@ func (a *app) migrateCommand() *cobra.Command {
 		Long: `migrate runs the migrations embedded in package migrations through bun/migrate,
 with its bookkeeping tables (` + DefaultMigrationsTable + ` and ` + DefaultMigrationLocksTable + `
 by default, as package migrations documents), so an application that runs
-them itself sees the same state.
+them itself sees the same state. An application that discovers the files
+into its own collection records them in its own table: pass
+--migrations-table bun_migrations --migration-locks-table bun_migration_locks
+to share it; down then refuses to roll back lakesession's group when the
+table records the application's migrations applied with or after it.
 
 The migrations create ` + models.SessionsTable + ` and ` + models.MessagesTable + ` (kept as they are when
 the Python SQLAlchemySession made them first) and lakesession's indexes. With
