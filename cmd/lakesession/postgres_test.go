@@ -236,7 +236,7 @@ func TestPostgresSessions(t *testing.T) {
 		if got := lines(r.stdout); len(got) != 2 || !strings.HasPrefix(got[1], "s-beta ") || r.stderr != "" {
 			t.Fatalf("second page: %v", r)
 		}
-		wantExit(t, lakesession(t, env, "", "sessions", "list", "--cursor", "not-a-cursor"), 1, "invalid cursor")
+		wantExit(t, lakesession(t, env, "", "sessions", "list", "--cursor", "not-a-cursor"), 2, `--cursor "not-a-cursor" is not a cursor sessions list printed`)
 		wantExit(t, lakesession(t, env, "", "sessions", "list", "--limit", "0"), 2, "--limit 0: use 1 to 1000")
 	})
 

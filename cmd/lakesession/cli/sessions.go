@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -178,6 +179,9 @@ func (a *app) list(ctx context.Context, f listFlags) error {
 	}
 	defer c.Close()
 	page, err := store.ListSessions(ctx, bunstore.ListOptions{Limit: f.limit, Cursor: f.cursor})
+	if errors.Is(err, bunstore.ErrInvalidCursor) {
+		return usagef("--cursor %q is not a cursor sessions list printed: pass the one printed after the previous page, or leave --cursor out for the first page", f.cursor)
+	}
 	if err != nil {
 		return err
 	}
