@@ -72,6 +72,24 @@ func TestDecodeCopiesItsInput(t *testing.T) {
 	}
 }
 
+// Encode returns bytes of its own: changing them changes neither the item
+// nor what it encodes to next.
+func TestEncodeReturnsItsOwnBytes(t *testing.T) {
+	for _, f := range fixtures {
+		it := decode(t, f.raw)
+		first, err := openaisession.Encode(it)
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		for i := range first {
+			first[i] = 'x'
+		}
+		if again, err := openaisession.Encode(it); err != nil || !sameJSON(t, again, f.item()) {
+			t.Errorf("%s: after the first result was overwritten, Encode = %s, %v", f.name, again, err)
+		}
+	}
+}
+
 // The fixtures cover every Of field of ResponseInputItemUnionParam: a
 // variant that a new openai-go adds fails this test until it has one.
 func TestFixturesCoverEveryVariant(t *testing.T) {
