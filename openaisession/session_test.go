@@ -455,6 +455,41 @@ func TestUnknownItemsPassThrough(t *testing.T) {
 	})
 }
 
+// Every method hands its context to the store: a cancelled call fails with
+// the context's error and writes nothing.
+func TestContextReachesTheStore(t *testing.T) {
+	eachStore(t, func(t *testing.T, st *bunstore.Store) {
+		sess := openaisession.New(st.Session("ctx"))
+		if err := sess.AddItems(t.Context(), []responses.ResponseInputItemUnionParam{
+			responses.ResponseInputItemParamOfMessage("hi", responses.EasyInputMessageRoleUser),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		input := []responses.ResponseInputItemUnionParam{
+			responses.ResponseInputItemParamOfMessage("lost", responses.EasyInputMessageRoleUser),
+		}
+		calls := map[string]func() error{
+			"GetItems":     func() error { _, err := sess.GetItems(ctx, 0); return err },
+			"History":      func() error { _, err := sess.History(ctx, 0); return err },
+			"AddItems":     func() error { return sess.AddItems(ctx, input) },
+			"AddTurn":      func() error { return sess.AddTurn(ctx, input, response(t, 1).Output) },
+			"PopItem":      func() error { _, err := sess.PopItem(ctx); return err },
+			"ClearSession": func() error { return sess.ClearSession(ctx) },
+		}
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, context.Canceled) {
+				t.Errorf("%s with a cancelled context = %v, want context.Canceled", name, err)
+			}
+		}
+		items, err := sess.GetItems(t.Context(), 0)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("after the cancelled calls, the session has %d items, %v; want the 1 it had", len(items), err)
+		}
+	})
+}
+
 // latest returns the window that GetItems(ctx, limit) reads from items:
 // the last limit of them, or all of them when limit <= 0.
 func latest[T any](items []T, limit int) []T {
