@@ -104,7 +104,15 @@ func CompactItem(item json.RawMessage) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(item))
 	if err := json.Compact(&buf, item); err != nil {
-		return nil, fmt.Errorf("%w: it is not valid JSON: %v", ErrInvalidItem, err)
+		// encoding/json's message quotes the offending character of the
+		// item; say where it is instead, so no content reaches the error.
+		// (json.Compact's offsets are not always the error's position;
+		// a decoder's are, and this path is rare.)
+		var syn *json.SyntaxError
+		if derr := json.Unmarshal(item, new(json.RawMessage)); errors.As(derr, &syn) {
+			return nil, fmt.Errorf("%w: it is not valid JSON (syntax error at byte %d of %d)", ErrInvalidItem, syn.Offset, len(item))
+		}
+		return nil, fmt.Errorf("%w: it is not valid JSON", ErrInvalidItem)
 	}
 	// json.Compact lets invalid UTF-8 inside strings through; no database
 	// text column takes it, so reject it here, before anything is written.

@@ -64,7 +64,8 @@ func TestCompactItem(t *testing.T) {
 		{"null", `null`, "", "not a JSON object"},
 		{"truncated", `{"a":`, "", "not valid JSON"},
 		{"two objects", `{"a":1}{"b":2}`, "", "not valid JSON"},
-		{"trailing garbage", `{"a":1} x`, "", "not valid JSON"},
+		{"trailing garbage", `{"a":1} x`, "", "not valid JSON (syntax error at byte 9 of 9)"},
+		{"bad character", `{"a":Zsecret}`, "", "not valid JSON (syntax error at byte 6 of 13)"},
 		{"invalid UTF-8 in a string", "{\"a\":\"\xff\"}", "", "UTF-8"},
 	}
 	for _, tt := range tests {
@@ -76,6 +77,10 @@ func TestCompactItem(t *testing.T) {
 				}
 				if !strings.Contains(err.Error(), tt.says) {
 					t.Errorf("error %q does not say %q", err, tt.says)
+				}
+				// No character of the item reaches the error.
+				if strings.Contains(err.Error(), "'Z'") || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "'x'") {
+					t.Errorf("error %q quotes the item", err)
 				}
 				return
 			}
