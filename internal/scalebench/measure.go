@@ -160,7 +160,13 @@ func newPicker() *picker { return &picker{used: map[int]bool{}} }
 func (p *picker) pick(lo, hi int) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.used) >= (hi-lo)/2 {
+	inRange := 0
+	for i := range p.used {
+		if lo <= i && i < hi {
+			inRange++
+		}
+	}
+	if inRange >= (hi-lo)/2 {
 		return 0, fmt.Errorf("more than half of the sessions %d to %d were already used; load more sessions or run fewer iterations", lo, hi)
 	}
 	for {

@@ -69,3 +69,29 @@ func TestPercentileAndFormat(t *testing.T) {
 		}
 	}
 }
+
+// The picker hands out each index once, and refuses a range once half of
+// it is used, counting only the picks in that range.
+func TestPicker(t *testing.T) {
+	p := newPicker()
+	seen := map[int]bool{}
+	for range 50 {
+		i, err := p.pick(0, 100)
+		if err != nil || i < 0 || i >= 100 || seen[i] {
+			t.Fatalf("pick(0, 100) = %d, %v (picked before: %v)", i, err, seen[i])
+		}
+		seen[i] = true
+	}
+	if _, err := p.pick(0, 100); err == nil {
+		t.Fatal("pick(0, 100) with half of the range used: no error")
+	}
+	// A range of its own is not full because another one is.
+	for range 10 {
+		if i, err := p.pick(100, 120); err != nil || i < 100 || i >= 120 {
+			t.Fatalf("pick(100, 120) = %d, %v", i, err)
+		}
+	}
+	if _, err := p.pick(100, 120); err == nil {
+		t.Fatal("pick(100, 120) with half of the range used: no error")
+	}
+}
