@@ -3,12 +3,17 @@ package bunstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/lakesession/lakesession"
 )
 
 const (
@@ -92,46 +97,108 @@ type PruneProgress struct {
 //
 // On SQLite a batch is two DELETE statements in one transaction, which
 // holds the database's write lock, so no other write comes between them.
+//
+// On a *bun.DB with PostgreSQL, a batch that failed without committing (a
+// connection that could not be made or broke, a terminated backend, a
+// read-only server, a serialization failure or a deadlock) is tried again
+// on a fresh connection, as every call of the Store is (see "Failures and
+// retries" in the package documentation), for up to WithMaxRetryWait per
+// batch; so is each read of a dry run. Running a batch again is harmless:
+// it removes only what is still there and older than the cutoff.
+//
+// The count needs more care: when the connection breaks after a batch's
+// COMMIT was sent, the batch may have committed, and a plain retry would
+// then remove the next sessions in its place and leave it out of the
+// result. So the retry first asks the server how that transaction ended
+// (txid_status): if it committed, the batch is counted and the job goes on
+// with the next one; if it rolled back, the batch runs again. The result
+// stays exact. Only when that cannot be learned (the server still runs the
+// transaction when the batch's retry budget or the context ends, retries
+// are off with WithMaxRetryWait(0), or the Store is on a bun.Conn, where
+// nothing is retried) does the call stop with an error that wraps
+// lakesession.ErrOutcomeUnknown and says how many sessions that batch
+// held: they are not in the result, and may or may not be removed; run the
+// job again to remove what is left.
+//
+// Nothing is retried on a bun.Tx (a broken connection rolls back all of
+// the caller's transaction, so no outcome there is unknown) or on SQLite.
+//
+// The call has one span, lakesession.PruneSessions, with the counts of
+// its result (see "Observability" in the package documentation).
 func (s *Store) PruneSessions(ctx context.Context, opts PruneOptions) (PruneResult, error) {
-	size := opts.BatchSize
-	switch {
-	case opts.Before.IsZero():
-		return PruneResult{}, fmt.Errorf("prune sessions: Before is zero; set it to the oldest last-update time to keep, such as time.Now().AddDate(0, 0, -30)")
-	case size == 0:
-		size = DefaultPruneBatchSize
-	case size < 0 || size > MaxPruneBatchSize:
-		return PruneResult{}, fmt.Errorf("prune sessions: BatchSize is %d; use 1 to %d, or 0 for %d", size, MaxPruneBatchSize, DefaultPruneBatchSize)
+	ctx, c := s.begin(ctx, opPruneSessions, "")
+	if opts.DryRun && c.span.IsRecording() {
+		c.span.SetAttributes(dryRunAttrs...)
 	}
-	res, err := s.prune(ctx, opts.Before, size, opts.DryRun, opts.Progress)
+	size, err := pruneBatchSize(opts)
+	if err != nil {
+		c.end(ctx, err)
+		return PruneResult{}, fmt.Errorf("prune sessions: %w", err)
+	}
+	res, err := s.prune(ctx, &c, opts.Before, size, opts.DryRun, opts.Progress)
+	c.endRetention(ctx, res, err)
 	if err != nil {
 		verb := "prune"
 		if opts.DryRun {
 			verb = "count (dry run)"
 		}
-		return res, fmt.Errorf("%s sessions not updated since %s: %w", verb, opts.Before.Format(time.RFC3339), withCtxErr(ctx, err))
+		return res, fmt.Errorf("%s sessions not updated since %s: %w", verb, opts.Before.Format(time.RFC3339), err)
 	}
 	return res, nil
+}
+
+// pruneBatchSize checks opts and returns the batch size to use.
+func pruneBatchSize(opts PruneOptions) (int, error) {
+	size := opts.BatchSize
+	switch {
+	case opts.Before.IsZero():
+		return 0, errors.New("Before is zero; set it to the oldest last-update time to keep, such as time.Now().AddDate(0, 0, -30)")
+	case size == 0:
+		return DefaultPruneBatchSize, nil
+	case size < 0 || size > MaxPruneBatchSize:
+		return 0, fmt.Errorf("BatchSize is %d; use 1 to %d, or 0 for %d", size, MaxPruneBatchSize, DefaultPruneBatchSize)
+	}
+	return size, nil
 }
 
 // DeleteSessions removes every session not updated since notUpdatedSince
 // (updated_at < notUpdatedSince), with its items, and returns how many
 // sessions it removed: a retention job. It is PruneSessions with the
 // default batch size (DefaultPruneBatchSize sessions per transaction on a
-// *bun.DB; see PruneSessions for bun.Tx and bun.Conn). A session updated
-// after the cutoff is never removed; on SQLite, whose times have whole
-// seconds, the cutoff is rounded down to a second for that. A session that
-// gets items while it runs is kept with all its items, or removed with all
-// of them and started afresh by the new items; never partly removed. On
-// error, n counts the sessions of the batches that committed before it.
+// *bun.DB; see PruneSessions for bun.Tx and bun.Conn, and for what is
+// retried). A session updated after the cutoff is never removed; on
+// SQLite, whose times have whole seconds, the cutoff is rounded down to a
+// second for that. A session that gets items while it runs is kept with
+// all its items, or removed with all of them and started afresh by the
+// new items; never partly removed. On error, n counts the sessions of the
+// batches that committed before it. Its span is
+// lakesession.DeleteSessions.
 func (s *Store) DeleteSessions(ctx context.Context, notUpdatedSince time.Time) (n int64, err error) {
+	ctx, c := s.begin(ctx, opDeleteSessions, "")
 	if notUpdatedSince.IsZero() {
-		return 0, fmt.Errorf("delete sessions: the time is zero; pass the oldest last-update time to keep, such as time.Now().Add(-30 * 24 * time.Hour)")
+		err := errors.New("the time is zero; pass the oldest last-update time to keep, such as time.Now().Add(-30 * 24 * time.Hour)")
+		c.end(ctx, err)
+		return 0, fmt.Errorf("delete sessions: %w", err)
 	}
-	res, err := s.prune(ctx, notUpdatedSince, DefaultPruneBatchSize, false, nil)
+	res, err := s.prune(ctx, &c, notUpdatedSince, DefaultPruneBatchSize, false, nil)
+	c.endRetention(ctx, res, err)
 	if err != nil {
-		return res.Sessions, fmt.Errorf("delete sessions not updated since %s: %w", notUpdatedSince.Format(time.RFC3339), withCtxErr(ctx, err))
+		return res.Sessions, fmt.Errorf("delete sessions not updated since %s: %w", notUpdatedSince.Format(time.RFC3339), err)
 	}
 	return res.Sessions, nil
+}
+
+// dryRunAttrs mark the span of a dry run, which reads and deletes nothing.
+var dryRunAttrs = []attribute.KeyValue{semconv.DBOperationName("SELECT"), AttrDryRun.Bool(true)}
+
+// endRetention ends the span of a PruneSessions or DeleteSessions call
+// with the counts of its result: with an error, those of the batches
+// that committed before it.
+func (c *call) endRetention(ctx context.Context, res PruneResult, err error) {
+	if c.span.IsRecording() {
+		c.span.SetAttributes(AttrSessions.Int64(res.Sessions), AttrItems.Int64(res.Items), AttrBatches.Int(res.Batches))
+	}
+	c.end(ctx, err)
 }
 
 // batchCounts are one batch's counts; scanned is how many sessions the
@@ -150,7 +217,7 @@ type pruneKey struct {
 	id      string
 }
 
-func (s *Store) prune(ctx context.Context, before time.Time, size int, dryRun bool, progress func(PruneProgress)) (PruneResult, error) {
+func (s *Store) prune(ctx context.Context, c *call, before time.Time, size int, dryRun bool, progress func(PruneProgress)) (PruneResult, error) {
 	q := buildRetentionStatements(s.dialect, s.names())
 	// PostgreSQL compares the instant in the connection's TimeZone, the one
 	// updated_at was written in; SQLite's times are UTC text with whole
@@ -174,11 +241,11 @@ func (s *Store) prune(ctx context.Context, before time.Time, size int, dryRun bo
 		)
 		switch {
 		case dryRun:
-			b, key, err = s.countBatch(ctx, q, cutoff, key, size)
+			b, key, err = s.countBatch(ctx, c, q, cutoff, key, size)
 		case s.dialect == dialect.PG:
-			b, key, err = s.deleteBatchPG(ctx, q, cutoff, key, size)
+			b, key, err = s.deleteBatchPG(ctx, c, q, cutoff, key, size)
 		default:
-			b, err = s.deleteBatchSQLite(ctx, q, cutoff, size)
+			b, err = s.deleteBatchSQLite(ctx, c, q, cutoff, size)
 		}
 		if err != nil {
 			return res, err
@@ -223,32 +290,120 @@ func (s *Store) prune(ctx context.Context, before time.Time, size int, dryRun bo
 // snapshot would predate the locks.) The lock is the row lock, so the batch
 // never waits for writers of other sessions, nor they for it beyond its
 // own rows.
-func (s *Store) deleteBatchPG(ctx context.Context, q retentionStatements, cutoff any, after *pruneKey, size int) (batchCounts, *pruneKey, error) {
+//
+// On a *bun.DB the batch is tried again as run says (see PruneSessions):
+// when a try's COMMIT was sent and its connection broke before the answer,
+// the next try first asks the server how that transaction ended, by the id
+// the delete returned, and counts the batch if it committed.
+func (s *Store) deleteBatchPG(ctx context.Context, c *call, q retentionStatements, cutoff any, after *pruneKey, size int) (batchCounts, *pruneKey, error) {
 	var (
 		b    batchCounts
-		next = after
+		next *pruneKey
+		// sent is the batch of the last try, when its COMMIT was sent and
+		// its outcome is unknown.
+		sent *sentBatch
 	)
-	err := s.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(_ context.Context, tx bun.Tx) error {
-		c := newConn(tx, true)
-		ids, last, err := s.lockBatch(ctx, c, q, cutoff, after, size)
-		if err != nil {
-			return err
+	err := s.run(ctx, c, func(ctx context.Context, a attempt) error {
+		b, next = batchCounts{}, after
+		if sent != nil {
+			committed, err := commitStatus(ctx, a.c, q, sent.xid)
+			if err != nil {
+				return err
+			}
+			if committed {
+				b, next, sent = sent.counts, sent.last, nil
+				return nil
+			}
+			sent = nil // rolled back: the batch runs again
 		}
-		b = batchCounts{scanned: len(ids)}
-		if len(ids) == 0 {
+		var (
+			tb   batchCounts
+			last *pruneKey
+			xid  int64
+			done bool // the statements ran; only the COMMIT is left
+		)
+		err := a.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(ctx context.Context, tx bun.Tx) error {
+			tc := newConn(tx, true)
+			ids, l, err := s.lockBatch(ctx, tc, q, cutoff, after, size)
+			if err != nil {
+				return err
+			}
+			tb = batchCounts{scanned: len(ids)}
+			if len(ids) == 0 {
+				return nil
+			}
+			if err := tc.queryRow(ctx, q.deleteLocked, ids, ids).Scan(&tb.sessions, &tb.items, &xid); err != nil {
+				return err
+			}
+			last, done = l, true
 			return nil
-		}
-		if err := c.queryRow(ctx, q.deleteLocked, ids, ids).Scan(&b.sessions, &b.items); err != nil {
+		})
+		if err != nil {
+			// On a bun.Tx nothing is unknown: a broken connection rolls
+			// the caller's whole transaction back.
+			if done && s.unknownOutcomes && writeOutcomeUnknown(ctx, err) {
+				sent = &sentBatch{counts: tb, last: last, xid: xid}
+			}
 			return err
 		}
-		next = last
+		b = tb
+		if last != nil {
+			next = last
+		}
 		return nil
 	})
 	if err != nil {
+		if sent != nil {
+			return batchCounts{}, after, fmt.Errorf("%w: a batch of %d sessions and %d items whose COMMIT was sent is not counted; they may or may not be removed, and a later run removes what is left: %w",
+				lakesession.ErrOutcomeUnknown, sent.counts.sessions, sent.counts.items, err)
+		}
 		return batchCounts{}, after, err
 	}
 	return b, next, nil
 }
+
+// sentBatch is a batch whose COMMIT was sent on a connection that broke
+// before the answer came back: it may or may not have committed.
+type sentBatch struct {
+	counts batchCounts
+	last   *pruneKey
+	xid    int64 // its transaction's id, from txid_current()
+}
+
+// commitStatus reports whether the transaction xid committed; false when
+// it rolled back (or was never seen to end: a server that lost the
+// connection before the COMMIT arrived aborts the transaction). While the
+// server still runs it, commitStatus returns commitPendingError, which run
+// retries.
+func commitStatus(ctx context.Context, c conn, q retentionStatements, xid int64) (bool, error) {
+	var status sql.NullString
+	if err := c.queryRow(ctx, q.commitStatus, xid).Scan(&status); err != nil {
+		return false, fmt.Errorf("ask how the batch's transaction ended: %w", err)
+	}
+	switch status.String {
+	case "committed":
+		return true, nil
+	case "aborted":
+		return false, nil
+	case "in progress":
+		return false, commitPendingError{}
+	}
+	return false, fmt.Errorf("the server no longer knows how the batch's transaction %d ended (txid_status = %q)", xid, status.String)
+}
+
+// commitPendingError says that the transaction of a batch whose COMMIT may
+// have been lost is still running on the server: the try that asked wrote
+// nothing, and a later one asks again. pgconn.SafeToRetry reports it, so
+// run tries again; its error.type is lakesession.ErrOutcomeUnknown.
+type commitPendingError struct{}
+
+func (commitPendingError) Error() string {
+	return "the batch's transaction is still in progress on the server"
+}
+
+func (commitPendingError) SafeToRetry() bool { return true }
+
+func (commitPendingError) Unwrap() error { return lakesession.ErrOutcomeUnknown }
 
 // lockBatch locks the next batch of sessions and returns their ids and the
 // greatest key among them.
@@ -300,23 +455,26 @@ func keyAfterPG(updated time.Time, id string, k *pruneKey) bool {
 // with sqlitedb), so no write comes between the two statements and both
 // select the same sessions. A batch restarts from the oldest session: a
 // DELETE leaves no dead index entries to step over on SQLite.
-func (s *Store) deleteBatchSQLite(ctx context.Context, q retentionStatements, cutoff any, size int) (batchCounts, error) {
+func (s *Store) deleteBatchSQLite(ctx context.Context, c *call, q retentionStatements, cutoff any, size int) (batchCounts, error) {
 	var b batchCounts
-	err := s.db.RunInTx(ctx, nil, func(_ context.Context, tx bun.Tx) error {
-		c := newConn(tx, false)
-		res, err := c.exec(ctx, q.deleteItems, cutoff, size)
-		if err != nil {
+	err := s.run(ctx, c, func(ctx context.Context, a attempt) error {
+		b = batchCounts{}
+		return a.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			tc := newConn(tx, false)
+			res, err := tc.exec(ctx, q.deleteItems, cutoff, size)
+			if err != nil {
+				return err
+			}
+			if b.items, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			if res, err = tc.exec(ctx, q.deleteSessions, cutoff, size); err != nil {
+				return err
+			}
+			b.sessions, err = res.RowsAffected()
+			b.scanned = int(b.sessions)
 			return err
-		}
-		if b.items, err = res.RowsAffected(); err != nil {
-			return err
-		}
-		if res, err = c.exec(ctx, q.deleteSessions, cutoff, size); err != nil {
-			return err
-		}
-		b.sessions, err = res.RowsAffected()
-		b.scanned = int(b.sessions)
-		return err
+		})
 	})
 	if err != nil {
 		return batchCounts{}, err
@@ -326,15 +484,32 @@ func (s *Store) deleteBatchSQLite(ctx context.Context, q retentionStatements, cu
 
 // countBatch reads the next batch of sessions before the cutoff and counts
 // their items, without locking or writing anything.
-func (s *Store) countBatch(ctx context.Context, q retentionStatements, cutoff any, after *pruneKey, size int) (batchCounts, *pruneKey, error) {
+func (s *Store) countBatch(ctx context.Context, c *call, q retentionStatements, cutoff any, after *pruneKey, size int) (batchCounts, *pruneKey, error) {
+	var (
+		b    batchCounts
+		next *pruneKey
+	)
+	err := s.run(ctx, c, func(ctx context.Context, a attempt) error {
+		var err error
+		b, next, err = s.countRows(ctx, a.c, q, cutoff, after, size)
+		return err
+	})
+	if err != nil {
+		return batchCounts{}, after, err
+	}
+	return b, next, nil
+}
+
+// countRows is one try of countBatch, on c.
+func (s *Store) countRows(ctx context.Context, c conn, q retentionStatements, cutoff any, after *pruneKey, size int) (batchCounts, *pruneKey, error) {
 	var (
 		rows *sql.Rows
 		err  error
 	)
 	if after == nil {
-		rows, err = s.c.query(ctx, q.countFirst, cutoff, size)
+		rows, err = c.query(ctx, q.countFirst, cutoff, size)
 	} else {
-		rows, err = s.c.query(ctx, q.countAfter, cutoff, after.updated, after.id, size)
+		rows, err = c.query(ctx, q.countAfter, cutoff, after.updated, after.id, size)
 	}
 	if err != nil {
 		return batchCounts{}, after, err
@@ -386,8 +561,11 @@ type retentionStatements struct {
 	lockAfter query
 	// deleteLocked deletes the items and the rows of the sessions locked
 	// (args: text[] of ids, twice) and returns how many sessions and items
-	// it deleted. PostgreSQL only.
+	// it deleted, and the transaction's id. PostgreSQL only.
 	deleteLocked query
+	// commitStatus tells how the transaction of a batch ended (arg: its
+	// id): committed, aborted or in progress. PostgreSQL only.
+	commitStatus query
 
 	// deleteItems deletes the items of the oldest sessions before the
 	// cutoff, and deleteSessions then their rows, in one transaction
@@ -423,7 +601,10 @@ func buildRetentionStatements(d dialect.Name, n tableNames) retentionStatements 
 				` ORDER BY updated_at, session_id LIMIT ? FOR UPDATE SKIP LOCKED`),
 			deleteLocked: r.Replace(`WITH m AS (DELETE FROM {M} WHERE session_id = ANY(CAST(? AS text[])) RETURNING 1), ` +
 				`d AS (DELETE FROM {S} WHERE session_id = ANY(CAST(? AS text[])) RETURNING 1) ` +
-				`SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM m)`),
+				`SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM m), txid_current()`),
+			// txid_status is in PostgreSQL 10 and later, for a client that
+			// lost its connection during a COMMIT.
+			commitStatus: r.Replace(`SELECT txid_status(?)`),
 			countFirst: r.Replace(count + old +
 				` ORDER BY updated_at, session_id LIMIT ?) c ORDER BY c.updated_at, c.session_id`),
 			countAfter: r.Replace(count + old + above +

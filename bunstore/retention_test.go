@@ -769,20 +769,20 @@ func TestMockPruneSessions(t *testing.T) {
 	lock := `SELECT session_id, updated_at FROM "agent_sessions" WHERE updated_at < CAST(CAST($1 AS timestamptz) AS timestamp)`
 	del := `WITH m AS (DELETE FROM "agent_messages" WHERE session_id = ANY(CAST($1 AS text[])) RETURNING 1), ` +
 		`d AS (DELETE FROM "agent_sessions" WHERE session_id = ANY(CAST($2 AS text[])) RETURNING 1) ` +
-		`SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM m)`
+		`SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM m), txid_current()`
 
 	mock.ExpectBegin()
 	mock.ExpectQuery(sqlLike(lock+` ORDER BY updated_at, session_id LIMIT $2 FOR UPDATE SKIP LOCKED`)).WithArgs(before, 2).
 		WillReturnRows(sqlmock.NewRows([]string{"session_id", "updated_at"}).AddRow("a", k1).AddRow("b", k1))
 	mock.ExpectQuery(sqlLike(del)).WithArgs([]string{"a", "b"}, []string{"a", "b"}).
-		WillReturnRows(sqlmock.NewRows([]string{"d", "m"}).AddRow(2, 5))
+		WillReturnRows(sqlmock.NewRows([]string{"d", "m", "xid"}).AddRow(2, 5, 700))
 	mock.ExpectCommit()
 	mock.ExpectBegin()
 	mock.ExpectQuery(sqlLike(lock+` AND (updated_at, session_id) > (CAST($2 AS timestamp), $3) ORDER BY updated_at, session_id LIMIT $4 FOR UPDATE SKIP LOCKED`)).
 		WithArgs(before, k1, "b", 2).
 		WillReturnRows(sqlmock.NewRows([]string{"session_id", "updated_at"}).AddRow("c", k1))
 	mock.ExpectQuery(sqlLike(del)).WithArgs([]string{"c"}, []string{"c"}).
-		WillReturnRows(sqlmock.NewRows([]string{"d", "m"}).AddRow(1, 1))
+		WillReturnRows(sqlmock.NewRows([]string{"d", "m", "xid"}).AddRow(1, 1, 701))
 	mock.ExpectCommit()
 	res, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: before, BatchSize: 2})
 	if want := (bunstore.PruneResult{Sessions: 3, Items: 6, Batches: 2}); err != nil || res != want {
@@ -806,7 +806,7 @@ func TestMockPruneSessionsFails(t *testing.T) {
 	mock.ExpectBegin()
 	mock.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).
 		WillReturnRows(sqlmock.NewRows([]string{"session_id", "updated_at"}).AddRow("a", before))
-	mock.ExpectQuery(sqlLike(`WITH m AS (DELETE`)).WillReturnRows(sqlmock.NewRows([]string{"d", "m"}).AddRow(1, 3))
+	mock.ExpectQuery(sqlLike(`WITH m AS (DELETE`)).WillReturnRows(sqlmock.NewRows([]string{"d", "m", "xid"}).AddRow(1, 3, 700))
 	mock.ExpectCommit()
 	mock.ExpectBegin()
 	mock.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).

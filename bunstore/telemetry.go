@@ -31,8 +31,17 @@ const (
 	// AttrOperation is the metrics' attribute naming the call: "AddItems".
 	AttrOperation = attribute.Key("lakesession.operation")
 	// AttrItems is the number of items AddItems stored or GetItems
-	// returned.
+	// returned, or the items of the sessions PruneSessions or
+	// DeleteSessions removed.
 	AttrItems = attribute.Key("lakesession.items")
+	// AttrSessions is the number of sessions PruneSessions or
+	// DeleteSessions removed (with PruneOptions.DryRun, would remove).
+	AttrSessions = attribute.Key("lakesession.sessions")
+	// AttrBatches is the number of batches of PruneSessions or
+	// DeleteSessions that removed (or, with DryRun, counted) a session.
+	AttrBatches = attribute.Key("lakesession.batches")
+	// AttrDryRun is true on the span of a PruneSessions dry run.
+	AttrDryRun = attribute.Key("lakesession.dry_run")
 	// AttrBytes is the size of those items, in bytes of compact JSON.
 	AttrBytes = attribute.Key("lakesession.bytes")
 	// AttrRetries is the number of tries after the first, on a call that
