@@ -322,7 +322,10 @@ func (s *Store) deleteBatchPG(ctx context.Context, c *call, q retentionStatement
 			xid  int64
 			done bool // the statements ran; only the COMMIT is left
 		)
-		err := a.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(ctx context.Context, tx bun.Tx) error {
+		// The statements take the call's ctx: bun hands a nested
+		// transaction (a savepoint on a bun.Tx) the context its outer
+		// transaction began with.
+		err := a.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(_ context.Context, tx bun.Tx) error {
 			tc := newConn(tx, true)
 			ids, l, err := s.lockBatch(ctx, tc, q, cutoff, after, size)
 			if err != nil {
@@ -459,7 +462,7 @@ func (s *Store) deleteBatchSQLite(ctx context.Context, c *call, q retentionState
 	var b batchCounts
 	err := s.run(ctx, c, func(ctx context.Context, a attempt) error {
 		b = batchCounts{}
-		return a.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		return a.db.RunInTx(ctx, nil, func(_ context.Context, tx bun.Tx) error { // the call's ctx, as above
 			tc := newConn(tx, false)
 			res, err := tc.exec(ctx, q.deleteItems, cutoff, size)
 			if err != nil {

@@ -75,6 +75,9 @@ type retryCall struct {
 
 var addSQL = sqlLike(`INSERT INTO "agent_messages"`)
 
+// retentionCutoff is the cutoff of the retention calls of the mock tests.
+var retentionCutoff = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
 var retryCalls = []retryCall{
 	{
 		name:  "AddItems",
@@ -168,6 +171,68 @@ var retryCalls = []retryCall{
 		},
 	},
 	{
+		name: "DeleteSessions",
+		fail: func(m sqlmock.Sqlmock, err error) {
+			m.ExpectBegin()
+			m.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).WithArgs(retentionCutoff, bunstore.DefaultPruneBatchSize).WillReturnError(err)
+			m.ExpectRollback()
+		},
+		ok: func(m sqlmock.Sqlmock) {
+			m.ExpectBegin()
+			m.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).WithArgs(retentionCutoff, bunstore.DefaultPruneBatchSize).
+				WillReturnRows(sqlmock.NewRows([]string{"session_id", "updated_at"}).AddRow("a", retentionCutoff.Add(-time.Hour)))
+			m.ExpectQuery(sqlLike(`WITH m AS (DELETE`)).WithArgs([]string{"a"}, []string{"a"}).
+				WillReturnRows(sqlmock.NewRows([]string{"d", "m", "xid"}).AddRow(1, 3, 700))
+			m.ExpectCommit()
+		},
+		call: func(st *bunstore.Store) error {
+			n, err := st.DeleteSessions(context.Background(), retentionCutoff)
+			if err == nil && n != 1 {
+				return fmt.Errorf("DeleteSessions = %d; want the 1 session of the try that succeeded", n)
+			}
+			return err
+		},
+	},
+	{
+		name: "PruneSessionsDryRun",
+		fail: func(m sqlmock.Sqlmock, err error) {
+			m.ExpectQuery(sqlLike(`SELECT c.session_id`)).WithArgs(retentionCutoff, 5).WillReturnError(err)
+		},
+		ok: func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlLike(`SELECT c.session_id`)).WithArgs(retentionCutoff, 5).
+				WillReturnRows(sqlmock.NewRows([]string{"session_id", "updated_at", "count"}).AddRow("a", retentionCutoff.Add(-time.Hour), 4))
+		},
+		call: func(st *bunstore.Store) error {
+			res, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{Before: retentionCutoff, BatchSize: 5, DryRun: true})
+			if want := (bunstore.PruneResult{Sessions: 1, Items: 4, Batches: 1}); err == nil && res != want {
+				return fmt.Errorf("PruneSessions(DryRun) = %+v; want %+v", res, want)
+			}
+			return err
+		},
+	},
+	{
+		name: "PruneSessionsDryRunRowError",
+		fail: func(m sqlmock.Sqlmock, err error) {
+			// The connection breaks while the rows come in: the retry
+			// counts from scratch.
+			m.ExpectQuery(sqlLike(`SELECT c.session_id`)).WithArgs(retentionCutoff, 5).WillReturnRows(
+				sqlmock.NewRows([]string{"session_id", "updated_at", "count"}).
+					AddRow("a", retentionCutoff.Add(-time.Hour), 4).AddRow("b", retentionCutoff.Add(-time.Hour), 2).RowError(1, err))
+		},
+		ok: func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlLike(`SELECT c.session_id`)).WithArgs(retentionCutoff, 5).WillReturnRows(
+				sqlmock.NewRows([]string{"session_id", "updated_at", "count"}).
+					AddRow("a", retentionCutoff.Add(-time.Hour), 4).AddRow("b", retentionCutoff.Add(-time.Hour), 2))
+		},
+		call: func(st *bunstore.Store) error {
+			res, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{Before: retentionCutoff, BatchSize: 5, DryRun: true})
+			if want := (bunstore.PruneResult{Sessions: 2, Items: 6, Batches: 1}); err == nil && res != want {
+				return fmt.Errorf("PruneSessions(DryRun) = %+v; want %+v, the counts of the try that succeeded", res, want)
+			}
+			return err
+		},
+	},
+	{
 		name: "CreateTables",
 		fail: func(m sqlmock.Sqlmock, err error) {
 			m.ExpectBegin()
@@ -245,7 +310,7 @@ func TestMockRetriesWhatDidNotHappen(t *testing.T) {
 func TestMockOutcomeUnknown(t *testing.T) {
 	for _, e := range brokenErrors {
 		for _, c := range retryCalls {
-			if e == io.EOF && c.name == "GetItemsRowError" {
+			if e == io.EOF && strings.HasSuffix(c.name, "RowError") {
 				continue // database/sql takes a driver's io.EOF from Next for the end of the rows
 			}
 			t.Run(fmt.Sprintf("%s/%v", c.name, e), func(t *testing.T) {
@@ -400,5 +465,216 @@ func TestMockDoneContextSendsNothing(t *testing.T) {
 	cancel()
 	if err := st.Session("s").AddItems(ctx, raw(`{}`)); !errors.Is(err, context.Canceled) || errors.Is(err, lakesession.ErrOutcomeUnknown) {
 		t.Errorf("AddItems: %v; want context.Canceled, and a known outcome", err)
+	}
+}
+
+// expectPruneBatch expects one batch of a PruneSessions with BatchSize 2
+// on a pool: it locks ids (the first ones, or those above the session
+// after), deletes them with items items in the transaction xid, and sends
+// COMMIT, which fails with commitErr, or succeeds when it is nil.
+func expectPruneBatch(m sqlmock.Sqlmock, after string, ids []string, items, xid int64, commitErr error) {
+	m.ExpectBegin()
+	var lock *sqlmock.ExpectedQuery
+	if after == "" {
+		lock = m.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).WithArgs(retentionCutoff, 2)
+	} else {
+		lock = m.ExpectQuery(sqlLike(`AND (updated_at, session_id) >`, `FOR UPDATE SKIP LOCKED`)).
+			WithArgs(retentionCutoff, retentionCutoff.Add(-time.Hour), after, 2)
+	}
+	rows := sqlmock.NewRows([]string{"session_id", "updated_at"})
+	for _, id := range ids {
+		rows.AddRow(id, retentionCutoff.Add(-time.Hour))
+	}
+	lock.WillReturnRows(rows)
+	if len(ids) > 0 {
+		m.ExpectQuery(sqlLike(`WITH m AS (DELETE`, `txid_current()`)).WithArgs(ids, ids).
+			WillReturnRows(sqlmock.NewRows([]string{"d", "m", "xid"}).AddRow(len(ids), items, xid))
+	}
+	commit := m.ExpectCommit()
+	if commitErr != nil {
+		commit.WillReturnError(commitErr)
+	}
+}
+
+// expectCommitStatus expects the question of how transaction xid ended.
+func expectCommitStatus(m sqlmock.Sqlmock, xid int64, status string) *sqlmock.ExpectedQuery {
+	return m.ExpectQuery(sqlLike(`SELECT txid_status($1)`)).WithArgs(xid).
+		WillReturnRows(sqlmock.NewRows([]string{"txid_status"}).AddRow(status))
+}
+
+// A batch whose connection broke after its COMMIT was sent may have
+// committed. The retry asks the server how the transaction ended: a batch
+// that committed is counted and the prune goes on above it (a plain retry
+// would remove the next sessions in its place and leave it out of the
+// result); one that rolled back runs again. When the server answered the
+// COMMIT with an error, nothing is asked: the batch did not commit.
+func TestMockPruneLostCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		expect func(m sqlmock.Sqlmock)
+		want   bunstore.PruneResult
+	}{
+		{"Committed", func(m sqlmock.Sqlmock) {
+			expectPruneBatch(m, "", []string{"a", "b"}, 5, 700, io.ErrUnexpectedEOF)
+			expectCommitStatus(m, 700, "in progress") // asked again after a backoff
+			expectCommitStatus(m, 700, "committed")
+			expectPruneBatch(m, "b", []string{"c"}, 1, 701, nil)
+		}, bunstore.PruneResult{Sessions: 3, Items: 6, Batches: 2}},
+		{"RolledBack", func(m sqlmock.Sqlmock) {
+			expectPruneBatch(m, "", []string{"a", "b"}, 5, 700, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})
+			expectCommitStatus(m, 700, "aborted")
+			expectPruneBatch(m, "", []string{"a", "b"}, 5, 702, nil)
+			expectPruneBatch(m, "b", nil, 0, 0, nil)
+		}, bunstore.PruneResult{Sessions: 2, Items: 5, Batches: 1}},
+		{"CommitAnswered", func(m sqlmock.Sqlmock) {
+			expectPruneBatch(m, "", []string{"a", "b"}, 5, 700, pgErr("40001"))
+			expectPruneBatch(m, "", []string{"a", "b"}, 5, 702, nil)
+			expectPruneBatch(m, "b", nil, 0, 0, nil)
+		}, bunstore.PruneResult{Sessions: 2, Items: 5, Batches: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOtelSDK(t)
+			st, mock := newMockPool(t, o.options()...)
+			tc.expect(mock)
+			var progress progressLog
+			res, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{Before: retentionCutoff, BatchSize: 2, Progress: progress.add})
+			if err != nil || res != tc.want {
+				t.Fatalf("PruneSessions = %+v, %v; want %+v", res, err, tc.want)
+			}
+			progress.check(t, res)
+			spans := o.ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans, want 1", len(spans))
+			}
+			retries := "1"
+			if tc.name == "Committed" {
+				retries = "2"
+			}
+			wantAttrs(t, "PruneSessions", attrMap(spans[0].Attributes()), map[string]string{
+				"lakesession.retries": retries, "lakesession.sessions": fmt.Sprint(tc.want.Sessions),
+				"lakesession.items": fmt.Sprint(tc.want.Items), "lakesession.batches": fmt.Sprint(tc.want.Batches), "error.type": ""})
+		})
+	}
+}
+
+// When the server cannot say how a batch whose COMMIT was lost ended (no
+// retry is allowed, its transaction is still running when the retry budget
+// ends, or it does not know the transaction), the call returns an error
+// that wraps lakesession.ErrOutcomeUnknown and says how large that batch
+// was; the result counts the batches before it.
+func TestMockPruneLostCommitUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opts   []bunstore.Option
+		expect func(m sqlmock.Sqlmock)
+		cause  func(err error) bool
+		says   string
+	}{
+		{"RetriesOff", []bunstore.Option{bunstore.WithMaxRetryWait(0)}, func(m sqlmock.Sqlmock) {
+			expectPruneBatch(m, "b", []string{"c", "d"}, 4, 701, io.ErrUnexpectedEOF)
+		}, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }, "unexpected EOF"},
+		{"StillInProgress", []bunstore.Option{bunstore.WithMaxRetryWait(200 * time.Millisecond)}, func(m sqlmock.Sqlmock) {
+			expectPruneBatch(m, "b", []string{"c", "d"}, 4, 701, io.ErrUnexpectedEOF)
+			expectCommitStatus(m, 701, "in progress").WillDelayFor(300 * time.Millisecond) // past the budget
+		}, func(err error) bool { return true }, "after 2 attempts in"},
+		{"NotKnown", nil, func(m sqlmock.Sqlmock) {
+			expectPruneBatch(m, "b", []string{"c", "d"}, 4, 701, io.ErrUnexpectedEOF)
+			m.ExpectQuery(sqlLike(`SELECT txid_status($1)`)).WithArgs(int64(701)).WillReturnError(pgErr("22023"))
+		}, func(err error) bool { return isCode(err, "22023") }, "ask how the batch's transaction ended"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOtelSDK(t)
+			st, mock := newMockPool(t, o.options(tc.opts...)...)
+			expectPruneBatch(mock, "", []string{"a", "b"}, 5, 700, nil)
+			tc.expect(mock)
+			res, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{Before: retentionCutoff, BatchSize: 2})
+			if want := (bunstore.PruneResult{Sessions: 2, Items: 5, Batches: 1}); res != want {
+				t.Errorf("PruneSessions = %+v; want the first batch, %+v", res, want)
+			}
+			if !errors.Is(err, lakesession.ErrOutcomeUnknown) || !tc.cause(err) {
+				t.Fatalf("PruneSessions: %v; want an error wrapping ErrOutcomeUnknown and the cause", err)
+			}
+			t.Log(err)
+			for _, part := range []string{"prune sessions not updated since 2025-01-02T03:04:05Z: ",
+				"a batch of 2 sessions and 4 items whose COMMIT was sent is not counted", tc.says} {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not say %q", err, part)
+				}
+			}
+			spans := o.ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans, want 1", len(spans))
+			}
+			wantAttrs(t, "PruneSessions", attrMap(spans[0].Attributes()), map[string]string{
+				"error.type": "lakesession.ErrOutcomeUnknown", "lakesession.sessions": "2", "lakesession.items": "5", "lakesession.batches": "1"})
+		})
+	}
+}
+
+// Nothing of a retention call is retried on a Store on the caller's
+// bun.Tx: each batch is a savepoint there, and its failure is returned at
+// once. A connection that breaks there leaves no outcome unknown (the
+// caller's transaction is rolled back), also when it breaks during the
+// RELEASE of a batch's savepoint.
+func TestMockRetentionNoRetryInTx(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		expect func(m sqlmock.Sqlmock)
+		call   func(st *bunstore.Store) error
+		is     func(err error) bool
+	}{
+		{"PruneSessions", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlLike(`SAVEPOINT`)).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).WillReturnError(pgErr("40001"))
+			m.ExpectExec(sqlLike(`ROLLBACK TO SAVEPOINT`)).WillReturnResult(sqlmock.NewResult(0, 0))
+		}, func(st *bunstore.Store) error {
+			_, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{Before: retentionCutoff})
+			return err
+		}, func(err error) bool { return isCode(err, "40001") }},
+		{"DeleteSessionsRelease", func(m sqlmock.Sqlmock) {
+			m.ExpectExec(sqlLike(`SAVEPOINT`)).WillReturnResult(sqlmock.NewResult(0, 0))
+			m.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).
+				WillReturnRows(sqlmock.NewRows([]string{"session_id", "updated_at"}).AddRow("a", retentionCutoff.Add(-time.Hour)))
+			m.ExpectQuery(sqlLike(`WITH m AS (DELETE`)).WillReturnRows(sqlmock.NewRows([]string{"d", "m", "xid"}).AddRow(1, 3, 700))
+			m.ExpectExec(sqlLike(`RELEASE SAVEPOINT`)).WillReturnError(io.ErrUnexpectedEOF)
+		}, func(st *bunstore.Store) error {
+			_, err := st.DeleteSessions(context.Background(), retentionCutoff)
+			return err
+		}, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+		{"DryRun", func(m sqlmock.Sqlmock) {
+			m.ExpectQuery(sqlLike(`SELECT c.session_id`)).WillReturnError(io.ErrUnexpectedEOF)
+		}, func(st *bunstore.Store) error {
+			_, err := st.PruneSessions(context.Background(), bunstore.PruneOptions{Before: retentionCutoff, DryRun: true})
+			return err
+		}, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sqldb, mock, err := sqlmock.New(sqlmock.ValueConverterOption(passThrough{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sqldb.Close() })
+			mock.ExpectBegin()
+			tx, err := bun.NewDB(sqldb, pgdialect.New()).BeginTx(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := bunstore.New(tx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.expect(mock)
+			err = tc.call(st)
+			if err == nil || !tc.is(err) || errors.Is(err, lakesession.ErrOutcomeUnknown) || strings.Contains(err.Error(), "attempts") {
+				t.Fatalf("%s: %v; want the first try's error at once, with a known outcome", tc.name, err)
+			}
+			mock.ExpectRollback()
+			if err := tx.Rollback(); err != nil {
+				t.Error(err)
+			}
+			if err := mock.ExpectationsWereMet(); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
