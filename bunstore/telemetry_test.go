@@ -131,27 +131,56 @@ func TestSpans(t *testing.T) {
 		for _, it := range items {
 			size += len(it)
 		}
+		// Sessions for the retention calls, all updated before the cutoff.
+		cutoff := time.Now().Add(time.Hour)
+		addOld := func(counts map[string]int) func() {
+			return func() {
+				for id, n := range counts {
+					mustAdd(t, st.Session(id), batch(id, n))
+				}
+			}
+		}
 		calls := []struct {
 			name  string
+			setup func() // its spans are not checked
 			call  func() error
 			attrs map[string]string
 		}{
-			{"CreateTables", func() error { return st.CreateTables(ctx) },
+			{"CreateTables", nil, func() error { return st.CreateTables(ctx) },
 				map[string]string{"db.operation.name": "CREATE TABLE", "db.collection.name": ""}},
-			{"AddItems", func() error { return s.AddItems(ctx, items) },
+			{"AddItems", nil, func() error { return s.AddItems(ctx, items) },
 				map[string]string{"db.operation.name": "INSERT", "db.collection.name": "agent_messages",
 					"lakesession.items": "3", "lakesession.bytes": fmt.Sprint(size)}},
-			{"GetItems", func() error { _, err := s.GetItems(ctx, 2); return err },
+			{"GetItems", nil, func() error { _, err := s.GetItems(ctx, 2); return err },
 				map[string]string{"db.operation.name": "SELECT", "db.collection.name": "agent_messages",
 					"lakesession.items": "2", "lakesession.bytes": fmt.Sprint(len(items[1]) + len(items[2]))}},
-			{"PopItem", func() error { _, err := s.PopItem(ctx); return err },
+			{"PopItem", nil, func() error { _, err := s.PopItem(ctx); return err },
 				map[string]string{"db.operation.name": "DELETE", "db.collection.name": "agent_messages", "lakesession.items": ""}},
-			{"ListSessions", func() error { _, err := st.ListSessions(ctx, bunstore.ListOptions{}); return err },
+			{"ListSessions", nil, func() error { _, err := st.ListSessions(ctx, bunstore.ListOptions{}); return err },
 				map[string]string{"db.operation.name": "SELECT", "db.collection.name": "agent_sessions"}},
-			{"ClearSession", func() error { return s.ClearSession(ctx) },
+			{"ClearSession", nil, func() error { return s.ClearSession(ctx) },
 				map[string]string{"db.operation.name": "DELETE", "db.collection.name": "agent_sessions"}},
+			{"PruneSessions", addOld(map[string]int{"old-1": 2, "old-2": 1}), func() error {
+				_, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: cutoff, BatchSize: 1, DryRun: true})
+				return err
+			}, map[string]string{"db.operation.name": "SELECT", "db.collection.name": "agent_sessions", "lakesession.dry_run": "true",
+				"lakesession.sessions": "2", "lakesession.items": "3", "lakesession.batches": "2"}},
+			{"PruneSessions", nil, func() error {
+				_, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: cutoff, BatchSize: 1})
+				return err
+			}, map[string]string{"db.operation.name": "DELETE", "db.collection.name": "agent_sessions",
+				"lakesession.sessions": "2", "lakesession.items": "3", "lakesession.batches": "2"}},
+			{"DeleteSessions", addOld(map[string]int{"old-3": 4}), func() error {
+				_, err := st.DeleteSessions(ctx, cutoff)
+				return err
+			}, map[string]string{"db.operation.name": "DELETE", "db.collection.name": "agent_sessions",
+				"lakesession.sessions": "1", "lakesession.items": "4", "lakesession.batches": "1"}},
 		}
 		for _, c := range calls {
+			if c.setup != nil {
+				c.setup()
+				o.ended()
+			}
 			if err := c.call(); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
@@ -173,7 +202,8 @@ func TestSpans(t *testing.T) {
 				t.Errorf("%s: status %v, want unset", c.name, sp.Status())
 			}
 			want := map[string]string{"db.system.name": system, "error.type": "", "lakesession.session.id": "",
-				"lakesession.retries": "", "db.namespace": ""}
+				"lakesession.retries": "", "db.namespace": "",
+				"lakesession.sessions": "", "lakesession.batches": "", "lakesession.dry_run": ""}
 			for k, v := range c.attrs {
 				want[k] = v
 			}
@@ -247,6 +277,19 @@ func TestSpansOfFailedCalls(t *testing.T) {
 				_, err := st.ListSessions(ctx, bunstore.ListOptions{Cursor: "nope"})
 				return err
 			}, "bunstore.ErrInvalidCursor", ""},
+		{"DeleteSessions", func(m sqlmock.Sqlmock) {
+			m.ExpectBegin()
+			m.ExpectQuery(sqlLike(`FOR UPDATE SKIP LOCKED`)).WillReturnError(pgErr("42P01"))
+			m.ExpectRollback()
+		}, func(ctx context.Context, st *bunstore.Store) error {
+			_, err := st.DeleteSessions(ctx, time.Now())
+			return err
+		}, "42P01", "42P01"},
+		{"PruneSessionsBadOptions", func(sqlmock.Sqlmock) {},
+			func(ctx context.Context, st *bunstore.Store) error {
+				_, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: time.Now(), BatchSize: -1})
+				return err
+			}, "_OTHER", ""},
 		{"PlainError", func(m sqlmock.Sqlmock) {
 			m.ExpectQuery(sqlLike(`DELETE FROM "agent_messages"`)).WillReturnError(errors.New("something"))
 		}, func(ctx context.Context, st *bunstore.Store) error {
@@ -338,6 +381,9 @@ func TestMetrics(t *testing.T) {
 		if _, err := s.PopItem(ctx); err != nil { // pops the corrupt row, then an item
 			t.Fatal(err)
 		}
+		if _, err := st.DeleteSessions(ctx, time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		ms := o.metrics(t)
 		system := "sqlite"
 		if isPG(db) {
@@ -362,7 +408,7 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("duration sum %v", dp.Sum)
 			}
 		}
-		if want := map[string]uint64{"CreateTables": 1, "AddItems": 2, "GetItems": 1, "PopItem": 1}; !mapsEqual(calls, want) {
+		if want := map[string]uint64{"CreateTables": 1, "AddItems": 2, "GetItems": 1, "PopItem": 1, "DeleteSessions": 1}; !mapsEqual(calls, want) {
 			t.Errorf("calls recorded %v, want %v", calls, want)
 		}
 
@@ -428,11 +474,20 @@ func TestTelemetryHoldsNoContent(t *testing.T) {
 		if _, err := st.ListSessions(ctx, bunstore.ListOptions{Cursor: marker}); err == nil {
 			t.Fatal("ListSessions with a bad cursor succeeded")
 		}
+		if _, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: time.Now().Add(time.Hour), DryRun: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.PruneSessions(ctx, bunstore.PruneOptions{Before: time.Now().Add(time.Hour), BatchSize: -1}); err == nil {
+			t.Fatal("PruneSessions with BatchSize -1 succeeded")
+		}
+		if n, err := st.DeleteSessions(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+			t.Fatalf("DeleteSessions = %d, %v; want the session", n, err)
+		}
 		if err := s.ClearSession(ctx); err != nil {
 			t.Fatal(err)
 		}
 		spans := o.ended()
-		if len(spans) < 9 {
+		if len(spans) < 12 {
 			t.Fatalf("%d spans; want one per call", len(spans))
 		}
 		var texts []string
