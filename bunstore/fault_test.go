@@ -257,9 +257,15 @@ func (w *workload) summary() []string {
 // function that reports how many such statements ran.
 func injectFailures(t *testing.T, db bun.IDB, kind, code string, n int) (statements func() int) {
 	t.Helper()
+	return injectFailuresOn(t, db, "agent_messages", kind, code, n)
+}
+
+// injectFailuresOn is injectFailures on another table.
+func injectFailuresOn(t *testing.T, db bun.IDB, table, kind, code string, n int) (statements func() int) {
+	t.Helper()
 	ctx := context.Background()
 	for _, q := range []string{
-		`DROP TRIGGER IF EXISTS inject ON agent_messages`,
+		`DROP TRIGGER IF EXISTS inject ON ` + table,
 		`DROP SEQUENCE IF EXISTS inject_seq`,
 		`CREATE SEQUENCE inject_seq`,
 		fmt.Sprintf(`CREATE OR REPLACE FUNCTION inject() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -270,7 +276,7 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END $$`, n, code),
-		fmt.Sprintf(`CREATE TRIGGER inject BEFORE %s ON agent_messages FOR EACH STATEMENT EXECUTE FUNCTION inject()`, kind),
+		fmt.Sprintf(`CREATE TRIGGER inject BEFORE %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION inject()`, kind, table),
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

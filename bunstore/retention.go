@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
 	"go.opentelemetry.io/otel/attribute"
@@ -344,7 +345,7 @@ func (s *Store) deleteBatchPG(ctx context.Context, c *call, q retentionStatement
 		if err != nil {
 			// On a bun.Tx nothing is unknown: a broken connection rolls
 			// the caller's whole transaction back.
-			if done && s.unknownOutcomes && writeOutcomeUnknown(ctx, err) {
+			if done && s.unknownOutcomes && commitUnanswered(err) {
 				sent = &sentBatch{counts: tb, last: last, xid: xid}
 			}
 			return err
@@ -365,8 +366,19 @@ func (s *Store) deleteBatchPG(ctx context.Context, c *call, q retentionStatement
 	return b, next, nil
 }
 
-// sentBatch is a batch whose COMMIT was sent on a connection that broke
-// before the answer came back: it may or may not have committed.
+// commitUnanswered reports whether err, the error of a batch's COMMIT,
+// leaves open whether it committed: anything but the server's refusal.
+// The classes of classify do not tell: pgx (v5.12) reports a connection
+// that broke after the COMMIT was sent as "conn closed", an error it marks
+// safe to retry, as if nothing had been sent.
+func commitUnanswered(err error) bool {
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr) || classify(err) == broken
+}
+
+// sentBatch is a batch whose COMMIT may have been sent on a connection
+// that broke before the answer came back: it may or may not have
+// committed.
 type sentBatch struct {
 	counts batchCounts
 	last   *pruneKey

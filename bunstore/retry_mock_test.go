@@ -520,6 +520,13 @@ func TestMockPruneLostCommit(t *testing.T) {
 			expectCommitStatus(m, 700, "committed")
 			expectPruneBatch(m, "b", []string{"c"}, 1, 701, nil)
 		}, bunstore.PruneResult{Sessions: 3, Items: 6, Batches: 2}},
+		{"ConnClosed", func(m sqlmock.Sqlmock) {
+			// pgx reports a connection that broke after a COMMIT was sent
+			// as "conn closed", an error it says is safe to retry.
+			expectPruneBatch(m, "", []string{"a", "b"}, 5, 700, safeToRetry{})
+			expectCommitStatus(m, 700, "committed")
+			expectPruneBatch(m, "b", []string{"c"}, 1, 701, nil)
+		}, bunstore.PruneResult{Sessions: 3, Items: 6, Batches: 2}},
 		{"RolledBack", func(m sqlmock.Sqlmock) {
 			expectPruneBatch(m, "", []string{"a", "b"}, 5, 700, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET})
 			expectCommitStatus(m, 700, "aborted")
