@@ -128,7 +128,8 @@
 // EOF, a reset or another network error while sending it or waiting for
 // its answer, or a class 08 error from a pooler such as PgBouncer's
 // "server conn crashed?"), the outcome is unknown. GetItems, ClearSession,
-// ListSessions and CreateTables are safe to repeat, and try again. AddItems and PopItem do not, since their statement
+// ListSessions, CreateTables, DeleteSessions and PruneSessions are safe to
+// repeat, and try again. AddItems and PopItem do not, since their statement
 // may have committed: they return an error that wraps
 // lakesession.ErrOutcomeUnknown and the cause, so that the application can
 // read the session and reconcile instead of guessing. A write whose context
@@ -140,6 +141,23 @@
 //	if errors.Is(err, lakesession.ErrOutcomeUnknown) {
 //		// The batch may be stored or not: read the session before adding it again.
 //	}
+//
+// DeleteSessions and PruneSessions retry batch by batch: each batch (a
+// transaction of its own) and each read of a dry run is retried as a call
+// is, with a WithMaxRetryWait budget of its own. A batch run again
+// removes only what is still there, so repeating it is safe; what needs
+// care is the count. When the connection broke after a batch's COMMIT was
+// sent, the batch may have committed, and a plain retry would remove the
+// next sessions in its place and leave it out of the result. So the retry
+// first asks the server how that transaction ended (txid_status): it
+// counts the batch if it committed and runs it again if not, and the
+// result stays exact. Only when the server cannot tell in time (its
+// transaction still runs when the budget or the context ends, or nothing
+// is retried: WithMaxRetryWait(0), a bun.Conn) does the call stop, with an
+// error that wraps lakesession.ErrOutcomeUnknown and says how many
+// sessions and items that batch held: they are not counted and may or may
+// not be removed, and running the job again removes what is left. A lost
+// COMMIT thus neither fails a retention job nor makes it under-count.
 //
 // Nothing else is retried: the database's other errors (a constraint, a
 // missing table, a statement timeout, a rejected login, a missing
@@ -195,22 +213,30 @@
 // Every call makes one OpenTelemetry span, of kind client, a child of the
 // span in its context, named lakesession.<Method>: lakesession.GetItems,
 // lakesession.AddItems, lakesession.PopItem, lakesession.ClearSession,
-// lakesession.ListSessions and lakesession.CreateTables. Its attributes
-// follow OpenTelemetry's database conventions:
+// lakesession.ListSessions, lakesession.CreateTables,
+// lakesession.DeleteSessions and lakesession.PruneSessions (one span for
+// all the batches of a call). Its attributes follow OpenTelemetry's
+// database conventions:
 //
 //   - db.system.name: postgresql or sqlite;
 //   - db.collection.name: the messages table (GetItems, AddItems, PopItem)
-//     or the sessions table (ClearSession, ListSessions); none for
-//     CreateTables, which creates both;
+//     or the sessions table (ClearSession, ListSessions, DeleteSessions,
+//     PruneSessions); none for CreateTables, which creates both;
 //   - db.operation.name: the SQL command of the call's main statement
-//     (SELECT, INSERT, DELETE, CREATE TABLE);
+//     (SELECT, INSERT, DELETE, CREATE TABLE); SELECT for a PruneSessions
+//     dry run;
 //   - db.namespace: the WithSchema name, when set (the database name,
 //     which PostgreSQL's namespace begins with, is the connection's and
 //     unknown to the store; package connector's span has it);
 //   - lakesession.items and lakesession.bytes (AddItems, GetItems): the
 //     items stored or returned, and their size as compact JSON;
+//   - lakesession.sessions, lakesession.items and lakesession.batches
+//     (DeleteSessions, PruneSessions): the sessions removed, their items,
+//     and the batches that removed at least one; on failure, those of the
+//     batches known to have committed; on a dry run, what would be
+//     removed, with lakesession.dry_run true;
 //   - lakesession.retries: the tries after the first, on a call that was
-//     retried;
+//     retried (for DeleteSessions and PruneSessions, over all batches);
 //   - lakesession.session.id: the session id, only with
 //     WithSessionIDAttribute(true), since ids can identify people;
 //   - on failure: status Error, whose description is the error without

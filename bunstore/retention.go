@@ -105,7 +105,10 @@ type PruneProgress struct {
 // on a fresh connection, as every call of the Store is (see "Failures and
 // retries" in the package documentation), for up to WithMaxRetryWait per
 // batch; so is each read of a dry run. Running a batch again is harmless:
-// it removes only what is still there and older than the cutoff.
+// it removes only what is still there and older than the cutoff. (If the
+// server has not yet ended the transaction of the try that broke, the
+// retry skips the sessions it still locks, as it skips sessions being
+// written; a later run removes them.)
 //
 // The count needs more care: when the connection breaks after a batch's
 // COMMIT was sent, the batch may have committed, and a plain retry would
@@ -123,6 +126,7 @@ type PruneProgress struct {
 //
 // Nothing is retried on a bun.Tx (a broken connection rolls back all of
 // the caller's transaction, so no outcome there is unknown) or on SQLite.
+// On error, the result counts only the batches known to have committed.
 //
 // The call has one span, lakesession.PruneSessions, with the counts of
 // its result (see "Observability" in the package documentation).

@@ -32,7 +32,7 @@ const (
 	AttrOperation = attribute.Key("lakesession.operation")
 	// AttrItems is the number of items AddItems stored or GetItems
 	// returned, or the items of the sessions PruneSessions or
-	// DeleteSessions removed.
+	// DeleteSessions removed (with PruneOptions.DryRun, would remove).
 	AttrItems = attribute.Key("lakesession.items")
 	// AttrSessions is the number of sessions PruneSessions or
 	// DeleteSessions removed (with PruneOptions.DryRun, would remove).
