@@ -157,7 +157,7 @@ func pruneBatchSize(opts PruneOptions) (int, error) {
 	size := opts.BatchSize
 	switch {
 	case opts.Before.IsZero():
-		return 0, errors.New("Before is zero; set it to the oldest last-update time to keep, such as time.Now().AddDate(0, 0, -30)")
+		return 0, errors.New("option Before is zero; set it to the oldest last-update time to keep, such as time.Now().AddDate(0, 0, -30)")
 	case size == 0:
 		return DefaultPruneBatchSize, nil
 	case size < 0 || size > MaxPruneBatchSize:
