@@ -196,8 +196,17 @@
 // and a call is one round trip, and a batch travels as one text[]
 // parameter. On any other bun.IDB the statements go through Bun, which
 // formats the arguments into the text; with pgx, use
-// default_query_exec_mode=exec or simple_protocol there, or every call
-// prepares a new statement first.
+// default_query_exec_mode=exec there, or every call prepares a new
+// statement first.
+//
+// Prefer any mode to pgx's simple protocol (simple_protocol,
+// pgx.QueryExecModeSimpleProtocol): there pgx v5 reports a connection that
+// broke after a statement was sent as if nothing had been sent
+// (driver.ErrBadConn), and database/sql re-runs such a statement on
+// another connection, so a write of your own can run twice. The store
+// looks at the mode of its connections and does not take that error at
+// its word: after it, AddItems and PopItem return an error wrapping
+// lakesession.ErrOutcomeUnknown instead of retrying.
 //
 // So Bun's query hooks (bunotel, bundebug, a bun.QueryHook of your own) do
 // not see the store's statements, only the BEGIN and COMMIT around them

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 
@@ -241,8 +242,12 @@ func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a 
 		return err
 	}
 	if s.pool == nil {
+		simple := false
+		if sc, ok := s.c.raw.(*sql.Conn); ok && !o.idempotent && s.unknownOutcomes {
+			simple = s.sendsSimpleQueries(sc) // a bun.Conn
+		}
 		err := f(ctx, attempt{db: s.db, c: s.c})
-		if err != nil && !o.idempotent && s.unknownOutcomes && writeOutcomeUnknown(ctx, err) {
+		if err != nil && !o.idempotent && s.unknownOutcomes && (writeOutcomeUnknown(ctx, err) || simple && maybeSent(err)) {
 			err = outcomeUnknown(err)
 		}
 		if err != nil {
@@ -296,6 +301,9 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 		}
 		a = attempt{c: conn{raw: sc, pg: true}}
 	}
+	// Only a write needs to know (see sendsSimpleQueries); after the first
+	// look this is one atomic load.
+	simple := !o.idempotent && s.sendsSimpleQueries(sc)
 	err = f(ctx, a)
 	if err != nil && untrusted(err) {
 		// database/sql closes a connection whose Raw function returns
@@ -305,6 +313,9 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 	_ = sc.Close() // hands the connection back; ErrConnDone when Raw closed it
 	if err == nil {
 		return nil, false
+	}
+	if simple && maybeSent(err) {
+		return outcomeUnknown(err), false
 	}
 	switch classify(err) {
 	case notApplied:
@@ -348,4 +359,59 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// What sendsSimpleQueries found out about a Store's connections.
+const (
+	protoUnknown uint32 = iota
+	protoExtended
+	protoSimple
+)
+
+// sendsSimpleQueries reports whether the statements sent on sc go to the
+// server in PostgreSQL's simple query protocol: pgx's
+// QueryExecModeSimpleProtocol, which a pool gets from
+// default_query_exec_mode=simple_protocol in its DSN or from
+// connector.WithQueryExecMode.
+//
+// It matters because pgx v5 reports a connection that broke after a
+// simple-protocol query was sent as "conn closed", an error it marks safe to
+// retry, and its database/sql driver turns that into driver.ErrBadConn, the
+// error for "nothing was sent". A write that got it may have committed. In
+// the extended protocol (every other mode) pgx reports such a break as the
+// network error it is.
+//
+// The answer is taken from the first connection looked at and kept for the
+// Store: the connections of one pool share their configuration. A
+// connection whose driver is not pgx's counts as extended; one that cannot
+// be looked at counts as simple, the cautious answer.
+func (s *Store) sendsSimpleQueries(sc *sql.Conn) bool {
+	switch s.proto.Load() {
+	case protoSimple:
+		return true
+	case protoExtended:
+		return false
+	}
+	mode := protoExtended
+	err := sc.Raw(func(dc any) error {
+		if c, ok := dc.(interface{ Conn() *pgx.Conn }); ok &&
+			c.Conn().Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+			mode = protoSimple
+		}
+		return nil
+	})
+	if err != nil {
+		return true // not kept: the next write looks again
+	}
+	s.proto.Store(mode)
+	return mode == protoSimple
+}
+
+// maybeSent reports whether err, from a write sent in the simple query
+// protocol, leaves open whether the write was sent: anything that
+// classify takes for "not applied" but that is not the server's own
+// answer (see sendsSimpleQueries).
+func maybeSent(err error) bool {
+	var pgErr *pgconn.PgError
+	return classify(err) == notApplied && !errors.As(err, &pgErr)
 }

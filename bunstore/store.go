@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -53,7 +54,10 @@ type Store struct {
 	// unknownOutcomes is set when a write's connection can break with the
 	// outcome unknown to the caller: on PostgreSQL, outside a transaction.
 	unknownOutcomes bool
-	tel             *telemetry
+	// proto is what sendsSimpleQueries found out: protoUnknown until a
+	// write first looks at a connection.
+	proto atomic.Uint32
+	tel   *telemetry
 }
 
 type config struct {

@@ -115,7 +115,10 @@ type Config struct {
 	// DSN's default_query_exec_mode). A transaction pooler such as PgBouncer
 	// in transaction mode needs pgx.QueryExecModeExec (or PgBouncer 1.21 or
 	// later with max_prepared_statements set), since the statements pgx
-	// prepares on one server connection are not there on the next.
+	// prepares on one server connection are not there on the next. Avoid
+	// pgx.QueryExecModeSimpleProtocol: with it, a statement whose
+	// connection broke after it was sent can be run twice (see the package
+	// doc, # Transaction poolers).
 	QueryExecMode pgx.QueryExecMode
 	// ConnMaxLifetime is how long a connection may live: each connection is
 	// retired at a random moment in the last tenth of it (after 40.5 to 45

@@ -165,7 +165,12 @@
 // statement already exists, or 26000, does not exist). Set
 // Config.QueryExecMode (WithQueryExecMode) to pgx.QueryExecModeExec, which
 // sends each statement with its arguments unnamed, or use PgBouncer 1.21 or
-// later with max_prepared_statements set:
+// later with max_prepared_statements set. Avoid
+// pgx.QueryExecModeSimpleProtocol: pgx v5 reports a connection that broke
+// after a simple-protocol statement was sent as driver.ErrBadConn, and
+// database/sql then runs the statement again on another connection, so a
+// write can happen twice (package bunstore guards its own writes against
+// this; your statements are not guarded).
 //
 //	c, err := connector.New(connector.Config{
 //		Host:          "pooler.internal.example.com",
