@@ -40,6 +40,7 @@ vet:
 # connector, then the session store with its ratios against the speed targets.
 bench:
 	./scripts/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem -count 3 ./lakebasecred/ ./connector/
+	./scripts/with-postgres.sh bash -c 'cd openaisession && $(GO) test -run "^$$" -bench . -benchmem -count 3'
 	./scripts/bench.sh
 
 # bench-scale loads 10 million items into a throwaway PostgreSQL and measures
