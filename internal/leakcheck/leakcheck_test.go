@@ -7,8 +7,12 @@ import (
 	"time"
 )
 
-// parked blocks until release is closed; its frame marks the goroutine.
-func parked(release chan struct{}) { <-release }
+// parked closes started, then blocks until release is closed; its frame
+// marks the goroutine.
+func parked(started chan<- struct{}, release chan struct{}) {
+	close(started)
+	<-release
+}
 
 func TestStacks(t *testing.T) {
 	const marker = "leakcheck.parked("
@@ -28,7 +32,9 @@ func TestStacks(t *testing.T) {
 		t.Logf("the stacks take %d bytes, within the first buffer", n)
 	}
 	wg.Add(1)
-	go func() { defer wg.Done(); parked(release) }()
+	started := make(chan struct{})
+	go func() { defer wg.Done(); parked(started, release) }()
+	<-started // the goroutine is in parked, not still on its way there
 
 	s := Stacks(0, "no such frame", marker)
 	if strings.Count(s, marker) != 1 {
