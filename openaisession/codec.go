@@ -48,8 +48,8 @@ type item = responses.ResponseInputItemUnionParam
 // its JSON as it was, whatever its typed fields say.
 //
 // An item that is not one JSON object, whose "type" is not a string, that
-// has neither "type" nor "role" nor "id", or that is a message without a
-// string "role", gets an error that wraps lakesession.ErrInvalidItem and
+// has neither "type" nor "role" nor "id", or whose "type" is "message" and
+// that has no string "role", gets an error that wraps lakesession.ErrInvalidItem and
 // says what is wrong; an unknown type gets one that also wraps
 // ErrUnknownType. Errors never quote the item's content.
 func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) {
@@ -176,7 +176,7 @@ func pick(u *item, top []member) (variant, string, error) {
 		if !isTypeName(typ) {
 			// Not a name the API could give: it may be text that belongs
 			// in the item, which an error never repeats.
-			return variant{}, "", fmt.Errorf(`%w: %w: its "type" is not a type name (lower-case letters, digits and "_"); check what wrote it`, lakesession.ErrInvalidItem, ErrUnknownType)
+			return variant{}, "", fmt.Errorf(`%w: %w: its "type" is not a type name (lower-case letters, digits, "_" and "."); check what wrote it`, lakesession.ErrInvalidItem, ErrUnknownType)
 		}
 		return variant{}, "", fmt.Errorf("%w: %w: type %q; upgrade github.com/openai/openai-go/v3 to a version that knows it", lakesession.ErrInvalidItem, ErrUnknownType, typ)
 	}

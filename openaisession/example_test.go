@@ -97,27 +97,35 @@ func ExampleSession() {
 	if err := sess.AddTurn(ctx, []responses.ResponseInputItemUnionParam{toolOutput}, answer.Output); err != nil {
 		log.Fatal(err)
 	}
+	// The user's next turn.
+	thanks := responses.ResponseInputItemParamOfMessage("Thanks!", responses.EasyInputMessageRoleUser)
+	welcome := apiResponse(`[{"id":"msg_2","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"You're welcome.","annotations":[]}]}]`)
+	if err := sess.AddTurn(ctx, []responses.ResponseInputItemUnionParam{thanks}, welcome.Output); err != nil {
+		log.Fatal(err)
+	}
 
-	// The latest 2 items start with the tool's output, whose call is
-	// older: History leaves it out.
-	for _, limit := range []int{0, 2} {
+	// The latest 5 items start with the call, whose reasoning item is
+	// older: History leaves out the call, and its output with it.
+	for _, limit := range []int{0, 5} {
 		history, err := sess.History(ctx, limit)
 		if err != nil {
 			log.Fatal(err)
 		}
 		fmt.Printf("History(%d):", limit)
 		for _, item := range history {
-			typ := *item.GetType() // "" for an easy message, stored without "type"
-			if typ == "" {
-				typ = "message"
+			typ := "message" // an easy message, stored without "type"
+			if t := item.GetType(); t != nil && *t != "" {
+				typ = *t
+			} else if t == nil {
+				typ = "unknown" // a pass-through item (see Session)
 			}
 			fmt.Print(" ", typ)
 		}
 		fmt.Println()
 	}
 	// Output:
-	// History(0): message reasoning function_call function_call_output message
-	// History(2): message
+	// History(0): message reasoning function_call function_call_output message message message
+	// History(5): message message message
 }
 
 // A response that calls a tool: its output items go back to the model in
@@ -151,6 +159,9 @@ func ExampleSession_AddTurn() {
 	defer db.Close()
 	store, err := bunstore.New(db)
 	if err != nil {
+		log.Fatal(err)
+	}
+	if err := store.CreateTables(ctx); err != nil {
 		log.Fatal(err)
 	}
 	sess := openaisession.New(store.Session("user-789"))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -22,11 +23,11 @@ import (
 
 // The agent loop of the package documentation and the README, with a tool,
 // runs against a Responses API that, like the real one, rejects an input
-// with a tool output whose call is not before it: every request is
-// accepted, whatever the history limit, and the turn's steps are stored in
-// order.
+// with a tool output whose call is not before it, or a call without its
+// reasoning item: every request is accepted, whatever the history limit,
+// and the turn's steps are stored in order.
 func TestAgentLoopWithTool(t *testing.T) {
-	for _, limit := range []int{50, 2, 1} {
+	for _, limit := range []int{50, 5, 4, 3, 2, 1} {
 		t.Run(fmt.Sprintf("History(%d)", limit), func(t *testing.T) {
 			api := newFakeAPI(t)
 			st := sqliteStore(t)
@@ -40,8 +41,10 @@ func TestAgentLoopWithTool(t *testing.T) {
 			if err != nil || got != `The weather: {"temperature":18}` {
 				t.Fatalf("second turn = %q, %v", got, err)
 			}
-			// With History(2), the window of this turn is the call's
-			// output and the answer: the output goes.
+			// With History(3), the window of this turn would start with
+			// the call, whose reasoning item is older: History leaves out
+			// the end of the second turn (with 2, the call's output and
+			// the answer; with 4, the window starts with the reasoning).
 			if got, err := ask(ctx, api.client, sess, limit, "Thanks!"); err != nil || got != "Nice to meet you." {
 				t.Fatalf("third turn = %q, %v", got, err)
 			}
@@ -95,6 +98,20 @@ func TestFakeAPIRejectsOrphans(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest {
 		t.Fatalf("the fake API accepted a tool output without its call: %v", err)
+	}
+
+	// A window that starts with the call, without the reasoning item the
+	// call came with.
+	call, err := openaisession.InputItems(resp.Output[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = api.client.Responses.New(ctx, responses.ResponseNewParams{
+		Model: openai.ChatModelGPT5_4Mini,
+		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: append(call, toolOutput(resp.Output[1].AsFunctionCall()))},
+	})
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, "required reasoning item") {
+		t.Fatalf("the fake API accepted a call without its reasoning item: %v", err)
 	}
 }
 
@@ -173,15 +190,24 @@ func toolOutput(call responses.ResponseFunctionToolCall) responses.ResponseInput
 // fakeAPI is a Responses API on httptest: it answers a weather question
 // with a reasoning item and a get_weather call, a tool output with a
 // message that quotes it, and anything else with a greeting. Like the real
-// API, it answers 400 to an input that orphans finds fault with.
+// API, it answers 400 to an input that orphans finds fault with, or that
+// sends a call it made without the reasoning item it made it with.
 type fakeAPI struct {
 	client openai.Client
 	mu     sync.Mutex
 	n      int
+	need   map[string]string // reasoningOf the items it returned
+}
+
+// splitJSON returns the elements of a JSON array.
+func splitJSON(array string) []json.RawMessage {
+	var items []json.RawMessage
+	_ = json.Unmarshal([]byte(array), &items)
+	return items
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
-	api := &fakeAPI{}
+	api := &fakeAPI{need: map[string]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		body, err := io.ReadAll(r.Body)
@@ -195,7 +221,13 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			http.Error(w, `{"error":{"message":"no input","type":"invalid_request_error"}}`, http.StatusBadRequest)
 			return
 		}
-		if bad := orphans(req.Input); bad != "" {
+		api.mu.Lock()
+		bad := withoutReasoning(api.need, req.Input)
+		api.mu.Unlock()
+		if bad == "" {
+			bad = orphans(req.Input)
+		}
+		if bad != "" {
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprintf(w, `{"error":{"message":%q,"type":"invalid_request_error"}}`, bad)
 			return
@@ -216,6 +248,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		default:
 			output = fmt.Sprintf(`[{"id":"msg_%d","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"text":"Nice to meet you."}]}]`, n)
 		}
+		api.mu.Lock()
+		maps.Copy(api.need, reasoningOf(splitJSON(output)))
+		api.mu.Unlock()
 		fmt.Fprintf(w, `{"id":"resp_%d","object":"response","created_at":1750000000,"status":"completed","model":"gpt-5.4-mini","output":%s}`, n, output)
 	}))
 	t.Cleanup(srv.Close)

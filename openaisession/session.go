@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/responses"
@@ -65,9 +66,19 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]responses.Response
 // window, a call whose output is missing, a reasoning item without the item
 // it led to, ...).
 //
-// History reads limit items and no more, in one call to GetItems: the list
-// can be shorter than limit when the window cut a pair, and limit stays a
-// bound on what the model is sent. Stored items are not changed.
+// When the window cuts into a response, so that it starts with items the
+// model produced (calls, an answer) whose response began before the
+// window, History also leaves those items out if that response began with
+// a reasoning item: the Responses API rejects a call or an answer of a
+// reasoning model sent without the reasoning item it came with ("provided
+// without its required 'reasoning' item"), and the tool outputs of the
+// calls left out go with them. To see where that response began, History
+// reads up to 8 items before the window, in the same call to GetItems
+// (limit+8 items); a response with more items than that before the window
+// is taken to have begun with reasoning.
+//
+// So the list can be shorter than limit, and limit stays a bound on what
+// the model is sent. Stored items are not changed.
 //
 // Call History once per user turn, before its first request, and keep the
 // turn's own items in memory for the requests that follow within the turn
@@ -78,11 +89,89 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]responses.Response
 // not stored yet, so History leaves the call out (and its reasoning), and
 // a request that sends the call's output after it is rejected by the API.
 func (s *Session) History(ctx context.Context, limit int) ([]responses.ResponseInputItemUnionParam, error) {
-	raws, err := s.s.GetItems(ctx, limit)
+	n := limit
+	if limit > 0 {
+		n = limit + lookBehind
+	}
+	raws, err := s.s.GetItems(ctx, n)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
+	if limit > 0 && len(raws) > limit {
+		before := len(raws) - limit
+		raws = raws[before+cutResponse(raws[:before], raws[before:]):]
+	}
 	return decodeStored(lakesession.RepairHistory(raws)), nil
+}
+
+// lookBehind is how many items before its window History reads to find
+// where a response the window cuts into began.
+const lookBehind = 8
+
+// cutResponse returns how many items at the start of window History leaves
+// out: the run of model items it starts with when their response began
+// before the window with a reasoning item (or more than len(before) items
+// before it), else 0. before holds the items just before the window.
+func cutResponse(before, window []json.RawMessage) int {
+	run := 0
+	for run < len(window) && kindOf(window[run]) == kindModel {
+		run++
+	}
+	if run == 0 {
+		return 0
+	}
+	for i := len(before) - 1; i >= 0; i-- {
+		switch kindOf(before[i]) {
+		case kindModel:
+			continue // the same response, begun earlier
+		case kindReasoning:
+			return run
+		default:
+			return 0 // the response began after this item, without reasoning
+		}
+	}
+	return run // begun too far back to see
+}
+
+type itemKind int
+
+const (
+	kindOther     itemKind = iota
+	kindModel              // an item the model produces after its reasoning: an assistant message or a call
+	kindReasoning          // a reasoning item
+)
+
+// kindOf reads an item's top-level "type" and "role" as RepairHistory does
+// (exact names, the last of repeated keys, a value that is not a string
+// counts as absent).
+func kindOf(raw json.RawMessage) itemKind {
+	if !json.Valid(raw) {
+		return kindOther
+	}
+	var buf [16]member
+	top := members(buf[:0], raw)
+	if top == nil {
+		return kindOther
+	}
+	str := func(name string) (string, bool) {
+		v, ok := lookup(top, name)
+		if !ok || v[0] != '"' {
+			return "", false
+		}
+		return decodeString(v), true
+	}
+	typ, hasType := str("type")
+	switch {
+	case typ == "reasoning":
+		return kindReasoning
+	case strings.HasSuffix(typ, "_call") || typ == "mcp_approval_request":
+		return kindModel
+	case !hasType || typ == "message":
+		if role, _ := str("role"); role == "assistant" {
+			return kindModel
+		}
+	}
+	return kindOther
 }
 
 // AddItems appends items to the session as one atomic batch, in the given

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,8 +249,9 @@ func TestAddTurnRefusesBadItems(t *testing.T) {
 }
 
 // Whatever the limit, History sends no tool output without its call, no
-// call without its output and no reasoning item without the item it led
-// to; the items it keeps are those of the window, in order.
+// call without its output, no reasoning item without the item it led to
+// and no call or answer without the reasoning item it came with; the items
+// it keeps are those of the window, in order.
 func TestHistoryHasNoOrphan(t *testing.T) {
 	eachStore(t, func(t *testing.T, st *bunstore.Store) {
 		ctx := t.Context()
@@ -297,7 +299,25 @@ func TestHistoryHasNoOrphan(t *testing.T) {
 			if bad := orphans(sent); bad != "" {
 				t.Fatalf("History(%d): %s", limit, bad)
 			}
-			// It is RepairHistory of the window, decoded.
+			if bad := withoutReasoning(reasoningOf(all), sent); bad != "" {
+				t.Fatalf("History(%d): %s", limit, bad)
+			}
+			// It is RepairHistory of the window, decoded, without the
+			// model items it starts with when their response began
+			// before the window with a reasoning item.
+			if limit > 0 && len(all) > limit {
+				run := 0
+				for run < len(window) && modelItem(window[run]) {
+					run++
+				}
+				j := len(all) - limit - 1
+				for j >= 0 && modelItem(all[j]) {
+					j--
+				}
+				if run > 0 && j >= 0 && typeOf(all[j]) == "reasoning" {
+					window = window[run:]
+				}
+			}
 			want := lakesession.RepairHistory(window)
 			if len(want) != len(sent) {
 				t.Fatalf("History(%d) returned %d items, RepairHistory keeps %d", limit, len(sent), len(want))
@@ -318,8 +338,9 @@ func TestHistoryHasNoOrphan(t *testing.T) {
 			{3, "[[OfMessage]]"},
 			// Starting with the output of a call outside the window.
 			{6, "[[OfReasoning] [OfOutputMessage] [OfMessage]]"},
-			// Starting with that call: the pair is whole.
-			{7, "[[OfFunctionCall] [OfFunctionCallOutput] [OfReasoning] [OfOutputMessage] [OfMessage]]"},
+			// Starting with that call, whose reasoning item is outside the
+			// window: the window starts at the next response.
+			{7, "[[OfReasoning] [OfOutputMessage] [OfMessage]]"},
 			// Starting with the reasoning item of that call.
 			{8, "[[OfReasoning] [OfFunctionCall] [OfFunctionCallOutput] [OfReasoning] [OfOutputMessage] [OfMessage]]"},
 		}
@@ -591,4 +612,135 @@ func orphans(list []json.RawMessage) string {
 		}
 	}
 	return ""
+}
+
+// reasoningOf maps the id of each item of list that comes right after a
+// reasoning item (the call or the answer the reasoning led to) to that
+// reasoning item's id: the pairs that the Responses API, which gave the
+// ids, requires to be sent together.
+func reasoningOf(list []json.RawMessage) map[string]string {
+	need := map[string]string{}
+	var prev struct{ Type, ID string }
+	for _, raw := range list {
+		var it struct{ Type, ID string }
+		_ = json.Unmarshal(raw, &it)
+		if prev.Type == "reasoning" && it.Type != "reasoning" && it.ID != "" {
+			need[it.ID] = prev.ID
+		}
+		prev = it
+	}
+	return need
+}
+
+// withoutReasoning describes the first item of list that the Responses API
+// rejects because the reasoning item it came with (need, from reasoningOf)
+// is not before it, or returns "".
+func withoutReasoning(need map[string]string, list []json.RawMessage) string {
+	seen := map[string]bool{}
+	for i, raw := range list {
+		var it struct{ Type, ID string }
+		_ = json.Unmarshal(raw, &it)
+		if rs, ok := need[it.ID]; ok && !seen[rs] {
+			return fmt.Sprintf("item %d (%s %s) was provided without its required reasoning item %s", i, it.Type, it.ID, rs)
+		}
+		seen[it.ID] = true
+	}
+	return ""
+}
+
+// modelItem reports whether raw is an item a model produces after its
+// reasoning: an assistant message or a call.
+func modelItem(raw json.RawMessage) bool {
+	var m struct{ Type, Role string }
+	_ = json.Unmarshal(raw, &m)
+	return strings.HasSuffix(m.Type, "_call") || (m.Type == "" || m.Type == "message") && m.Role == "assistant"
+}
+
+// A window that cuts into a response leaves out the calls it starts with
+// when the response began with a reasoning item, and keeps them when it
+// did not; a response begun too far back to see counts as one with
+// reasoning.
+func TestHistoryCutResponse(t *testing.T) {
+	call := func(n int) string {
+		return fmt.Sprintf(`{"type":"function_call","id":"fc_%d","call_id":"call_%d","name":"get_weather","arguments":"{}"}`, n, n)
+	}
+	out := func(n int) string {
+		return fmt.Sprintf(`{"type":"function_call_output","call_id":"call_%d","output":"18C"}`, n)
+	}
+	const (
+		user      = `{"role":"user","content":"weather?"}`
+		reasoning = `{"type":"reasoning","id":"rs_1","summary":[]}`
+		answer    = `{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"18C","annotations":[]}]}`
+	)
+	many := func(f func(int) string, n int) []string {
+		var s []string
+		for i := 1; i <= n; i++ {
+			s = append(s, f(i))
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name  string
+		items []string
+		limit int
+		want  string // the call_ids, ids or roles History returns
+	}{
+		{"reasoning, window from the second call", slices.Concat([]string{user, reasoning}, many(call, 2), many(out, 2), []string{answer}), 4,
+			"msg_1"},
+		{"reasoning, window from the first call", slices.Concat([]string{user, reasoning}, many(call, 2), many(out, 2), []string{answer}), 5,
+			"msg_1"},
+		{"reasoning in the window", slices.Concat([]string{user, reasoning}, many(call, 2), many(out, 2), []string{answer}), 6,
+			"rs_1 call_1 call_2 call_1 call_2 msg_1"},
+		{"no reasoning, window from the second call", slices.Concat([]string{user}, many(call, 2), many(out, 2), []string{answer}), 4,
+			"call_2 call_2 msg_1"},
+		{"no reasoning, window from the first call", slices.Concat([]string{user}, many(call, 2), many(out, 2), []string{answer}), 5,
+			"call_1 call_2 call_1 call_2 msg_1"},
+		{"an answer after its reasoning", []string{user, reasoning, answer, user}, 2,
+			"user"},
+		{"an answer after a user message", []string{reasoning, user, answer, user}, 2,
+			"msg_1 user"},
+		{"a response begun more than 8 items back", slices.Concat([]string{user}, many(call, 10), many(out, 10), []string{answer}), 12,
+			"msg_1"},
+		{"one begun within 8 items", slices.Concat([]string{user}, many(call, 8), many(out, 8), []string{answer}), 10,
+			"call_8 call_8 msg_1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := sqliteStore(t)
+			raws := make([]json.RawMessage, len(c.items))
+			for i, it := range c.items {
+				raws[i] = json.RawMessage(it)
+			}
+			if err := st.Session("cut").AddItems(t.Context(), raws); err != nil {
+				t.Fatal(err)
+			}
+			hist, err := openaisession.New(st.Session("cut")).History(t.Context(), c.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, it := range hist {
+				raw, err := openaisession.Encode(it)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m struct {
+					ID     string `json:"id"`
+					CallID string `json:"call_id"`
+					Role   string `json:"role"`
+				}
+				_ = json.Unmarshal(raw, &m)
+				switch {
+				case m.CallID != "":
+					got = append(got, m.CallID)
+				case m.ID != "":
+					got = append(got, m.ID)
+				default:
+					got = append(got, m.Role)
+				}
+			}
+			if strings.Join(got, " ") != c.want {
+				t.Errorf("History(%d) = %s, want %s", c.limit, strings.Join(got, " "), c.want)
+			}
+		})
+	}
 }

@@ -779,22 +779,22 @@ func TestTurnStorageCalls(t *testing.T) {
 			if !turn("calls") {
 				t.Fatal("the first turn failed")
 			}
-			if got, want := calls.take(), "GetItems(5) Respond(2) AddItems(3)"; got != want {
+			if got, want := calls.take(), "GetItems(13) Respond(2) AddItems(3)"; got != want {
 				t.Errorf("first turn: calls %s, want %s", got, want)
 			}
 			if !turn("calls") {
 				t.Fatal("the second turn failed")
 			}
-			if got, want := calls.take(), "GetItems(5) Respond(5) AddItems(3)"; got != want {
+			if got, want := calls.take(), "GetItems(13) Respond(5) AddItems(3)"; got != want {
 				t.Errorf("second turn: calls %s, want %s", got, want)
 			}
 			_, wantMessages := e.counts(t)
 
 			// Six items of history now, of which the model sees five.
 			for _, c := range []struct{ fail, want string }{
-				{"GetItems", "GetItems(5)"},
-				{"Respond", "GetItems(5) Respond(7)"},
-				{"AddItems", "GetItems(5) Respond(7) AddItems(3)"},
+				{"GetItems", "GetItems(13)"},
+				{"Respond", "GetItems(13) Respond(7)"},
+				{"AddItems", "GetItems(13) Respond(7) AddItems(3)"},
 			} {
 				calls.fail = c.fail
 				if turn("calls") {

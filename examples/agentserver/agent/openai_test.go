@@ -270,19 +270,35 @@ func TestOpenAIModelThroughHandler(t *testing.T) {
 	}
 
 	// A history window that starts between a call and its output is
-	// repaired: the output whose call is cut off is left out, and the pair
-	// after it kept.
+	// repaired: the output whose call is cut off is left out, and so is
+	// the call c2 the window starts with, since the reasoning item that
+	// led to it (before c1) is cut off too; its output goes with it.
 	e.h.HistoryLimit = 5 // fc c2, out c1, out c2, user, assistant
 	status, _, body = e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[{"role":"user","content":"And now?"}]}`)
 	if status != http.StatusOK {
 		t.Fatalf("windowed turn: %d %s", status, body)
 	}
 	msgs = fake.lastRequest(t)
-	if got := roles(msgs); got != "system,assistant,tool,user,assistant,user" {
+	if got := roles(msgs); got != "system,user,assistant,user" {
 		t.Fatalf("windowed turn roles %s", got)
 	}
-	if len(msgs[1].ToolCalls) != 1 || msgs[1].ToolCalls[0].ID != "c2" || msgs[2].ToolCallID != "c2" {
-		t.Errorf("windowed turn kept %+v, %+v; want only the c2 pair", msgs[1], msgs[2])
+	if msgs[1].Content != "Summarize." {
+		t.Errorf("windowed turn starts with %+v; want the user's Summarize.", msgs[1])
+	}
+
+	// A window that starts with that reasoning item keeps both pairs (the
+	// chat model is not sent the reasoning).
+	e.h.HistoryLimit = 9 // rs, fc c1, fc c2, out c1, out c2, user, assistant, user, assistant
+	status, _, body = e.post(t, `{"custom_inputs":{"session_id":"`+sid+`"},"input":[{"role":"user","content":"And then?"}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("windowed turn: %d %s", status, body)
+	}
+	msgs = fake.lastRequest(t)
+	if got := roles(msgs); got != "system,assistant,tool,tool,user,assistant,user,assistant,user" {
+		t.Fatalf("windowed turn roles %s", got)
+	}
+	if len(msgs[1].ToolCalls) != 2 || msgs[1].ToolCalls[0].ID != "c1" || msgs[1].ToolCalls[1].ID != "c2" || msgs[2].ToolCallID != "c1" || msgs[3].ToolCallID != "c2" {
+		t.Errorf("windowed turn kept %+v; want both pairs", msgs[1:4])
 	}
 }
 
