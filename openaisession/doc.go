@@ -78,10 +78,10 @@
 // just made is then the newest stored item, without its output, and History
 // leaves it out, so the request that sends its output would be rejected.
 // History(limit) returns at most limit items: a pair the window cut is
-// dropped, never half-sent, and a window that cuts into a turn starts at the
-// next user message or response (a reasoning model's call or answer is
-// rejected without the reasoning item it came with). Choose a limit that
-// holds several turns.
+// dropped, never half-sent, and so are the calls or answer a window starts
+// with when their response began with a reasoning item before the window
+// (a reasoning model's call or answer is rejected without the reasoning
+// item it came with). Choose a limit that holds several turns.
 //
 // # With openai-agents-go
 //
