@@ -116,13 +116,15 @@
 //     connection, closed it during the login, timed out, or answered 57P03
 //     (starting up), 57P01 or 57P02 (shutting down);
 //   - the driver reports that nothing was sent: pgx's pgconn.SafeToRetry
-//     errors, which reach database/sql as driver.ErrBadConn;
+//     errors, which reach database/sql as driver.ErrBadConn (from a driver
+//     other than pgx's, AddItems and PopItem take driver.ErrBadConn for an
+//     unknown outcome: lib/pq, for one, returns it after sending too);
 //   - the server answered 57P01 or 57P02 (the backend was terminated, by
 //     pg_terminate_backend or a shutdown), 57P03, 57P05 (the session had
 //     reached idle_session_timeout), 25006 (a read-only server: a standby,
 //     or a primary demoted by a failover), 40001 (serialization failure)
 //     or 40P01 (deadlock). An error response means the statement's
-//     transaction did not commit.
+//     transaction did not commit, except in pgx's simple protocol (below).
 //
 // After the connection broke once the statement had started to go out (an
 // EOF, a reset or another network error while sending it or waiting for
@@ -206,7 +208,16 @@
 // another connection, so a write of your own can run twice. The store
 // looks at the mode of its connections and does not take that error at
 // its word: after it, AddItems and PopItem return an error wrapping
-// lakesession.ErrOutcomeUnknown instead of retrying.
+// lakesession.ErrOutcomeUnknown instead of retrying. In that protocol the
+// server, too, can answer a statement that committed with an error: it
+// commits, sends the statement's CommandComplete, and then, as it writes
+// the statement's duration to its log (log_duration,
+// log_min_duration_statement), acts on a termination or a cancel that came
+// in during the commit, sending FATAL 57P01 or 57014, which pgx reports
+// instead of the statement's result. So there 57P01, 57P02 and 57014 also
+// leave AddItems' and PopItem's outcome unknown. COMMIT is always sent in
+// the simple protocol, so a retention batch whose COMMIT got one of them
+// asks txid_status as after a broken connection.
 //
 // So Bun's query hooks (bunotel, bundebug, a bun.QueryHook of your own) do
 // not see the store's statements, only the BEGIN and COMMIT around them

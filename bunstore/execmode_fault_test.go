@@ -78,3 +78,68 @@ func TestCutAfterWriteSentEveryExecMode(t *testing.T) {
 		})
 	}
 }
+
+// In the simple protocol PostgreSQL commits a statement and sends its
+// CommandComplete before it services a termination or a cancel that came
+// in while the commit held them off (when it writes the statement's
+// duration to its log): the client gets FATAL 57P01, or 57014, for a
+// statement that committed. The proxy answers so after the server
+// committed. An error response is no proof that nothing was stored there:
+// taken at its word, the store would run the batch again and store it
+// twice, or pop a second item. AddItems and PopItem must say that their
+// outcome is unknown, and the batch is stored once.
+func TestErrorAfterCommitSimpleProtocol(t *testing.T) {
+	dsn := testdb.NewDatabase(t)
+	direct := openPool(t, dsn)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := faultproxy.Start(t, u.Host)
+	proxied, err := url.Parse(viaProxy(t, dsn, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := proxied.Query()
+	q.Set("default_query_exec_mode", "simple_protocol")
+	proxied.RawQuery = q.Encode()
+	st := newStore(t, openPool(t, proxied.String()))
+	ctx := context.Background()
+	s := st.Session("after-commit")
+	check := newStore(t, direct).Session("after-commit")
+	mustAdd(t, s, markedBatch("after-commit-warm", 3))
+
+	for _, e := range []struct{ severity, code, message string }{
+		{"FATAL", "57P01", "terminating connection due to administrator command"},
+		{"ERROR", "57014", "canceling statement due to user request"},
+	} {
+		marker := "after-commit-" + e.code
+		p.FailAfterCommandComplete(func(msg []byte) bool { return bytes.Contains(msg, []byte(marker)) },
+			faultproxy.ErrorResponse(e.severity, e.code, e.message))
+		err := s.AddItems(ctx, markedBatch(marker, 2))
+		if p.Armed() {
+			t.Fatalf("AddItems %s: the fault did not fire (%v)", e.code, err)
+		}
+		if !errors.Is(err, lakesession.ErrOutcomeUnknown) {
+			t.Errorf("AddItems answered %s after it committed: %v; want an error wrapping ErrOutcomeUnknown", e.code, err)
+		}
+		if n := storedMarkers(t, direct)[marker]; n != 2 {
+			t.Errorf("AddItems answered %s after it committed: its batch of 2 is stored as %d items", e.code, n)
+		}
+
+		before := len(mustGet(t, check, 0))
+		p.FailAfterCommandComplete(func(msg []byte) bool {
+			return bytes.Contains(msg, []byte("DELETE")) && bytes.Contains(msg, []byte("after-commit"))
+		}, faultproxy.ErrorResponse(e.severity, e.code, e.message))
+		_, err = s.PopItem(ctx)
+		if p.Armed() {
+			t.Fatalf("PopItem %s: the fault did not fire (%v)", e.code, err)
+		}
+		if !errors.Is(err, lakesession.ErrOutcomeUnknown) {
+			t.Errorf("PopItem answered %s after it committed: %v; want an error wrapping ErrOutcomeUnknown", e.code, err)
+		}
+		if after := len(mustGet(t, check, 0)); after != before-1 {
+			t.Errorf("one PopItem answered %s after it committed removed %d items, want 1", e.code, before-after)
+		}
+	}
+}

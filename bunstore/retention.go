@@ -371,13 +371,14 @@ func (s *Store) deleteBatchPG(ctx context.Context, c *call, q retentionStatement
 }
 
 // commitUnanswered reports whether err, the error of a batch's COMMIT,
-// leaves open whether it committed: anything but the server's refusal.
+// leaves open whether it committed: anything but the server's refusal, and
+// the refusals that may come after the commit (see afterCommit).
 // The classes of classify do not tell: pgx (v5.12) reports a connection
 // that broke after the COMMIT was sent as "conn closed", an error it marks
 // safe to retry, as if nothing had been sent.
 func commitUnanswered(err error) bool {
 	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr) || classify(err) == broken
+	return !errors.As(err, &pgErr) || classify(err) == broken || afterCommit(pgErr)
 }
 
 // sentBatch is a batch whose COMMIT may have been sent on a connection

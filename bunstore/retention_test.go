@@ -18,6 +18,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/lakesession/lakesession/bunstore"
+	"github.com/lakesession/lakesession/internal/faultproxy"
 )
 
 // The retention tests use tables of their own names.
@@ -964,13 +965,31 @@ func TestRetentionLostConnection(t *testing.T) {
 		t.Fatalf("the database saw %d transactions delete %d sessions and %d items; want 3, 10, 30", batches, sessions, items)
 	}
 
+	// The COMMIT of the first batch commits, and the server answers it
+	// with FATAL 57P01 (terminated while it logged the COMMIT's duration):
+	// no proof that it did not commit, so the retry asks the server too.
+	seedOld(t, direct, "fatal-", 10, 3)
+	p.FailAfterCommandComplete(func(msg []byte) bool { return bytes.Contains(msg, []byte("commit\x00")) },
+		faultproxy.ErrorResponse("FATAL", "57P01", "terminating connection due to administrator command"))
+	res, err := st.PruneSessions(ctx, opts)
+	if err != nil || p.Armed() {
+		t.Fatalf("PruneSessions with a COMMIT answered 57P01 = %+v, %v (fault armed: %v); want it retried", res, err, p.Armed())
+	}
+	o.ended()
+	if res != want {
+		t.Fatalf("PruneSessions = %+v; want %+v: the batch whose COMMIT was answered 57P01 is not counted once", res, want)
+	}
+	if batches, sessions, items := checkDeletes(t, deletes(), 4); batches != 6 || sessions != 20 || items != 60 {
+		t.Fatalf("the database saw %d transactions delete %d sessions and %d items in all; want 6, 20, 60", batches, sessions, items)
+	}
+
 	// The DELETE of the first batch: its ids travel in its Bind message.
 	seedOld(t, direct, "cutme-", 10, 3)
 	res, _ = prune("DELETE", func(msg []byte) bool { return bytes.Contains(msg, []byte("cutme-1")) })
 	waitIdle(t, direct)
 	_, sessions, items := checkDeletes(t, deletes(), 4)
-	if res.Sessions != sessions-10 || res.Items != items-30 {
-		t.Fatalf("PruneSessions = %+v; the database saw %d sessions and %d items deleted", res, sessions-10, items-30)
+	if res.Sessions != sessions-20 || res.Items != items-60 {
+		t.Fatalf("PruneSessions = %+v; the database saw %d sessions and %d items deleted", res, sessions-20, items-60)
 	}
 	// The retry skips sessions the cut transaction still locked, if the
 	// server had not yet ended it: a later run removes them.

@@ -242,12 +242,12 @@ func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a 
 		return err
 	}
 	if s.pool == nil {
-		simple := false
+		mode := protoExtended
 		if sc, ok := s.c.raw.(*sql.Conn); ok && !o.idempotent && s.unknownOutcomes {
-			simple = s.sendsSimpleQueries(sc) // a bun.Conn
+			mode = s.sendMode(sc) // a bun.Conn
 		}
 		err := f(ctx, attempt{db: s.db, c: s.c})
-		if err != nil && !o.idempotent && s.unknownOutcomes && (writeOutcomeUnknown(ctx, err) || simple && maybeSent(err)) {
+		if err != nil && !o.idempotent && s.unknownOutcomes && (writeOutcomeUnknown(ctx, err) || maybeSent(mode, err)) {
 			err = outcomeUnknown(err)
 		}
 		if err != nil {
@@ -301,9 +301,12 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 		}
 		a = attempt{c: conn{raw: sc, pg: true}}
 	}
-	// Only a write needs to know (see sendsSimpleQueries); after the first
-	// look this is one atomic load.
-	simple := !o.idempotent && s.sendsSimpleQueries(sc)
+	// Only a write needs to know (see sendMode); after the first look this
+	// is one atomic load.
+	mode := protoExtended
+	if !o.idempotent {
+		mode = s.sendMode(sc)
+	}
 	err = f(ctx, a)
 	if err != nil && untrusted(err) {
 		// database/sql closes a connection whose Raw function returns
@@ -314,7 +317,7 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 	if err == nil {
 		return nil, false
 	}
-	if simple && maybeSent(err) {
+	if maybeSent(mode, err) {
 		return outcomeUnknown(err), false
 	}
 	switch classify(err) {
@@ -361,57 +364,97 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// What sendsSimpleQueries found out about a Store's connections.
+// What sendMode found out about a Store's connections.
 const (
 	protoUnknown uint32 = iota
+	// protoExtended: pgx v5 in the extended query protocol (every exec
+	// mode but QueryExecModeSimpleProtocol): driver.ErrBadConn means that
+	// nothing was sent, and an error response that nothing committed.
 	protoExtended
+	// protoSimple: pgx v5 in the simple query protocol.
 	protoSimple
+	// protoOther: another driver (lib/pq, for one, returns
+	// driver.ErrBadConn also after a statement was sent).
+	protoOther
 )
 
-// sendsSimpleQueries reports whether the statements sent on sc go to the
-// server in PostgreSQL's simple query protocol: pgx's
-// QueryExecModeSimpleProtocol, which a pool gets from
-// default_query_exec_mode=simple_protocol in its DSN or from
-// connector.WithQueryExecMode.
+// sendMode says how far a write's errors on sc can be taken at their word,
+// by the driver and the protocol that send the statements.
 //
-// It matters because pgx v5 reports a connection that broke after a
-// simple-protocol query was sent as "conn closed", an error it marks safe to
-// retry, and its database/sql driver turns that into driver.ErrBadConn, the
-// error for "nothing was sent". A write that got it may have committed. In
-// the extended protocol (every other mode) pgx reports such a break as the
-// network error it is.
+// pgx v5 in the simple query protocol (QueryExecModeSimpleProtocol, which
+// a pool gets from default_query_exec_mode=simple_protocol in its DSN or
+// from connector.WithQueryExecMode) reports a connection that broke after
+// a query was sent as "conn closed", an error it marks safe to retry, and
+// its database/sql driver turns that into driver.ErrBadConn, the error for
+// "nothing was sent"; and the server can answer a statement that committed
+// with an error (see afterCommit). In the extended protocol (every other
+// mode) pgx reports such a break as the network error it is. Drivers other
+// than pgx's are not known to keep driver.ErrBadConn for what was not sent.
 //
 // The answer is taken from the first connection looked at and kept for the
 // Store: the connections of one pool share their configuration. A
-// connection whose driver is not pgx's counts as extended; one that cannot
-// be looked at counts as simple, the cautious answer.
-func (s *Store) sendsSimpleQueries(sc *sql.Conn) bool {
-	switch s.proto.Load() {
-	case protoSimple:
-		return true
-	case protoExtended:
-		return false
+// connection that cannot be looked at counts as simple, the cautious
+// answer, and is not kept.
+func (s *Store) sendMode(sc *sql.Conn) uint32 {
+	if m := s.proto.Load(); m != protoUnknown {
+		return m
 	}
-	mode := protoExtended
+	mode := protoOther
 	err := sc.Raw(func(dc any) error {
-		if c, ok := dc.(interface{ Conn() *pgx.Conn }); ok &&
-			c.Conn().Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
-			mode = protoSimple
+		if c, ok := dc.(interface{ Conn() *pgx.Conn }); ok {
+			mode = protoExtended
+			if c.Conn().Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+				mode = protoSimple
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return true // not kept: the next write looks again
+		return protoSimple // not kept: the next write looks again
 	}
 	s.proto.Store(mode)
-	return mode == protoSimple
+	return mode
 }
 
-// maybeSent reports whether err, from a write sent in the simple query
-// protocol, leaves open whether the write was sent: anything that
-// classify takes for "not applied" but that is not the server's own
-// answer (see sendsSimpleQueries).
-func maybeSent(err error) bool {
-	var pgErr *pgconn.PgError
-	return classify(err) == notApplied && !errors.As(err, &pgErr)
+// maybeSent reports whether err, from a write sent on a connection of the
+// given mode (see sendMode), leaves open whether the write took effect
+// although classify says it was not applied. In the simple protocol, that
+// is anything classify takes for "not applied" but that is not the
+// server's own answer, and the server's answers that may come after the
+// write committed (see afterCommit); with another driver, a
+// driver.ErrBadConn.
+func maybeSent(mode uint32, err error) bool {
+	switch mode {
+	case protoSimple:
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return afterCommit(pgErr)
+		}
+		return classify(err) == notApplied
+	case protoOther:
+		return errors.Is(err, driver.ErrBadConn)
+	}
+	return false
+}
+
+// afterCommit reports whether the server may have sent the error response
+// pgErr after the statement it answers had committed. In the simple query
+// protocol PostgreSQL commits a statement, sends its CommandComplete, and
+// only then writes the statement's duration to its log (log_duration,
+// log_min_duration_statement); writing a log line services the interrupts
+// that came in while the commit held them off: a termination
+// (pg_terminate_backend, a fast shutdown: FATAL 57P01) or a cancel (a
+// cancel request or statement_timeout: 57014). pgx then reports the error
+// and not the CommandComplete before it. COMMIT too is sent in the simple
+// protocol, whatever the exec mode. In the extended protocol a statement
+// commits at Sync, after its own log line, and nothing between the commit
+// and ReadyForQuery looks at interrupts.
+func afterCommit(pgErr *pgconn.PgError) bool {
+	switch pgErr.Code {
+	case "57P01", // admin_shutdown
+		"57P02", // crash_shutdown
+		"57014": // query_canceled
+		return true
+	}
+	return false
 }

@@ -54,7 +54,7 @@ type Store struct {
 	// unknownOutcomes is set when a write's connection can break with the
 	// outcome unknown to the caller: on PostgreSQL, outside a transaction.
 	unknownOutcomes bool
-	// proto is what sendsSimpleQueries found out: protoUnknown until a
+	// proto is what sendMode found out: protoUnknown until a
 	// write first looks at a connection.
 	proto atomic.Uint32
 	tel   *telemetry

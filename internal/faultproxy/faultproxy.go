@@ -4,7 +4,9 @@
 //
 // It listens on 127.0.0.1 only and knows nothing of the protocol it carries,
 // except for CutAfterClientSends, whose match function sees the client's
-// bytes (PostgreSQL's messages are readable there with sslmode=disable).
+// bytes (PostgreSQL's messages are readable there with sslmode=disable),
+// and FailAfterCommandComplete, which reads PostgreSQL's messages from the
+// server.
 //
 //	p := faultproxy.Start(t, "127.0.0.1:5432")
 //	dsn := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", p.Addr())
@@ -48,10 +50,12 @@ type Proxy struct {
 	refuse   atomic.Bool
 	delay    atomic.Int64 // time.Duration
 
-	mu       sync.Mutex
-	links    map[*link]struct{}
-	cutMatch func(msg []byte) bool // armed CutAfterClientSends, nil when none
-	closed   bool
+	mu        sync.Mutex
+	links     map[*link]struct{}
+	cutMatch  func(msg []byte) bool // armed CutAfterClientSends, nil when none
+	failMatch func(msg []byte) bool // armed FailAfterCommandComplete, nil when none
+	failWith  []byte
+	closed    bool
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -66,6 +70,10 @@ type link struct {
 	// reaches the client.
 	mu  sync.Mutex
 	cut bool
+	// failWith, once set, makes serverToClient read the server's messages
+	// one by one and, after the first CommandComplete, send failWith
+	// instead of the rest and end the link (FailAfterCommandComplete).
+	failWith []byte
 
 	done      chan struct{} // closed when the link is closed
 	closeOnce sync.Once
@@ -155,12 +163,46 @@ func (p *Proxy) CutAfterClientSends(match func(msg []byte) bool) {
 	p.mu.Unlock()
 }
 
-// Armed reports whether a CutAfterClientSends fault is armed and has not
-// fired yet.
+// FailAfterCommandComplete arms a one-shot fault of the PostgreSQL
+// protocol: after the client's next bytes for which match returns true
+// have been forwarded to the server, the server's reply is forwarded up to
+// and including its first CommandComplete message; then the client gets
+// failWith (an ErrorResponse, see ErrorResponse) instead of the rest, and
+// the connection is closed on both sides. It is what a client sees when
+// PostgreSQL, in the simple query protocol, commits a statement, sends its
+// CommandComplete and is then terminated (a FATAL 57P01 sent while it
+// writes the statement's duration to its log): the statement committed,
+// and the client gets an error. match is as for CutAfterClientSends;
+// arming again replaces a fault that has not fired. The connection must be
+// in plaintext (sslmode=disable).
+func (p *Proxy) FailAfterCommandComplete(match func(msg []byte) bool, failWith []byte) {
+	p.mu.Lock()
+	p.failMatch, p.failWith = match, failWith
+	p.mu.Unlock()
+}
+
+// ErrorResponse returns a PostgreSQL ErrorResponse message with the given
+// severity (such as "FATAL"), SQLSTATE and message, for
+// FailAfterCommandComplete.
+func ErrorResponse(severity, code, message string) []byte {
+	var body []byte
+	for _, f := range []struct {
+		typ byte
+		val string
+	}{{'S', severity}, {'V', severity}, {'C', code}, {'M', message}} {
+		body = append(append(append(body, f.typ), f.val...), 0)
+	}
+	body = append(body, 0)
+	n := len(body) + 4
+	return append([]byte{'E', byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, body...)
+}
+
+// Armed reports whether a CutAfterClientSends or FailAfterCommandComplete
+// fault is armed and has not fired yet.
 func (p *Proxy) Armed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cutMatch != nil
+	return p.cutMatch != nil || p.failMatch != nil
 }
 
 // SetDelay delays each forwarded chunk, in both directions, by d (a slow
@@ -293,6 +335,13 @@ func (p *Proxy) clientToServer(l *link) {
 			if !p.wait(l) {
 				return
 			}
+			if failWith := p.fireFail(buf[:n]); failWith != nil {
+				// Set before the server can answer: the reply is read
+				// message by message from its first byte.
+				l.mu.Lock()
+				l.failWith = failWith
+				l.mu.Unlock()
+			}
 			if p.fire(buf[:n]) {
 				l.mu.Lock()
 				l.cut = true
@@ -337,8 +386,43 @@ func (p *Proxy) fire(chunk []byte) bool {
 	return true
 }
 
+// fireFail returns the ErrorResponse of the armed FailAfterCommandComplete
+// fault when chunk fires it, and disarms it; nil otherwise.
+func (p *Proxy) fireFail(chunk []byte) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failMatch == nil || !p.failMatch(chunk) {
+		return nil
+	}
+	p.failMatch = nil
+	return p.failWith
+}
+
+// forwardUntilCommandComplete writes the complete messages at the start of
+// *pending to the client, up to and including the first CommandComplete,
+// and drops them from *pending. It reports whether it wrote a
+// CommandComplete. Called with l.mu held.
+func forwardUntilCommandComplete(l *link, pending *[]byte) (bool, error) {
+	for len(*pending) >= 5 {
+		b := *pending
+		n := int(b[1])<<24 | int(b[2])<<16 | int(b[3])<<8 | int(b[4])
+		if len(b) < 1+n {
+			return false, nil
+		}
+		if _, err := l.client.Write(b[:1+n]); err != nil {
+			return false, err
+		}
+		*pending = b[1+n:]
+		if b[0] == 'C' {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func (p *Proxy) serverToClient(l *link) {
 	buf := make([]byte, bufSize)
+	var pending []byte // the server's bytes not yet forwarded, once failWith is set
 	for {
 		n, err := l.server.Read(buf)
 		if n > 0 {
@@ -346,6 +430,24 @@ func (p *Proxy) serverToClient(l *link) {
 				return
 			}
 			l.mu.Lock()
+			if l.failWith != nil && !l.cut {
+				pending = append(pending, buf[:n]...)
+				done, werr := forwardUntilCommandComplete(l, &pending)
+				if done && werr == nil {
+					_, werr = l.client.Write(l.failWith)
+					l.cut = true
+				}
+				l.mu.Unlock()
+				if done || werr != nil {
+					l.close()
+					return
+				}
+				if err != nil {
+					l.close()
+					return
+				}
+				continue
+			}
 			if !l.cut {
 				if _, werr := l.client.Write(buf[:n]); werr != nil {
 					l.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lakesession/lakesession/internal/faultproxy"
@@ -386,6 +387,27 @@ func TestPostgres(t *testing.T) {
 	}
 	if n := count("unknown"); n != 1 {
 		t.Errorf("the INSERT that reached the server before the cut is stored %d times, want 1", n)
+	}
+
+	// In the simple protocol the INSERT commits before its CommandComplete;
+	// the client gets the injected FATAL instead of ReadyForQuery.
+	simple, err := sql.Open("pgx", "postgres://postgres@"+p.Addr()+"/postgres?sslmode=disable&connect_timeout=5&default_query_exec_mode=simple_protocol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer simple.Close()
+	p.FailAfterCommandComplete(func(msg []byte) bool { return bytes.Contains(msg, []byte("terminated")) },
+		faultproxy.ErrorResponse("FATAL", "57P01", "terminating connection due to administrator command"))
+	_, err = simple.ExecContext(ctx, "INSERT INTO items VALUES ($1)", "terminated")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57P01" || pgErr.Severity != "FATAL" {
+		t.Fatalf("the INSERT answered by the injected error returned %v; want FATAL 57P01", err)
+	}
+	if p.Armed() {
+		t.Error("Armed() = true after the fault fired")
+	}
+	if n := count("terminated"); n != 1 {
+		t.Errorf("the INSERT whose CommandComplete came before the error is stored %d times, want 1", n)
 	}
 
 	p.CutAll()
