@@ -199,7 +199,11 @@
 // parameter. On any other bun.IDB the statements go through Bun, which
 // formats the arguments into the text; with pgx, use
 // default_query_exec_mode=exec there, or every call prepares a new
-// statement first.
+// statement first. Such a statement carries no arguments, so pgx sends an
+// AddItems in the simple protocol whatever the mode, where a broken
+// connection can reach database/sql as driver.ErrBadConn (see below), and
+// a *sql.DB underneath runs the statement again: pass the *bun.DB itself
+// (or a bun.Tx or bun.Conn) where you can.
 //
 // Prefer any mode to pgx's simple protocol (simple_protocol,
 // pgx.QueryExecModeSimpleProtocol): there pgx v5 reports a connection that
