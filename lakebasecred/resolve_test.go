@@ -293,6 +293,16 @@ func TestConfigErrors(t *testing.T) {
 			if tc.cause != nil && !errors.Is(err, tc.cause) {
 				t.Errorf("errors.Is(%q, %v) = false", err, tc.cause)
 			}
+			// Target.Validate finds the target's own problems, and no
+			// other.
+			verr := tc.target.Validate()
+			if targetOnly := tc.noAPI && tc.opts == nil; targetOnly {
+				if verr == nil || !errors.As(verr, &ce) || verr.Error() != err.Error() {
+					t.Errorf("Validate = %v; want New's error %q", verr, err)
+				}
+			} else if tc.opts == nil && verr != nil {
+				t.Errorf("Validate = %v; want nil for a target whose problem only the API shows", verr)
+			}
 			if tc.noAPI {
 				for _, op := range lakebasetest.Ops {
 					if n := fake.Calls(op); n != 0 {

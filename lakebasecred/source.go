@@ -160,6 +160,17 @@ func New(ctx context.Context, w *databricks.WorkspaceClient, target Target, opts
 	return s, nil
 }
 
+// Validate reports the problems with t that New reports before it calls
+// the workspace API (no target, more than one kind of target, a malformed
+// endpoint, project or branch), as a *ConfigError; nil when there are none.
+// It lets a program check its settings before it authenticates.
+func (t Target) Validate() error {
+	if _, problems := parseTarget(t); len(problems) > 0 {
+		return configErr(nil, problems...)
+	}
+	return nil
+}
+
 type parsedTarget struct {
 	instance, endpoint, project, branch string
 }

@@ -3,11 +3,13 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/databricks/databricks-sdk-go"
 
@@ -213,4 +215,52 @@ func lines(s string) []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// A Lakebase target that cannot work is a usage error (exit 2) that names
+// the flags, found before the Databricks workspace is asked anything.
+func TestBadLakebaseTargetIsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"token", "--endpoint", "bogus"},
+		{"token", "--project", "p"},
+		{"token", "--branch", "b"},
+		{"sessions", "list", "--instance", "a", "--endpoint", "projects/a/branches/b/endpoints/c"},
+	} {
+		var out, errb bytes.Buffer
+		code := cli.Run(context.Background(), args, cli.Env{
+			Stdout: &out,
+			Stderr: &errb,
+			Getenv: func(string) string { return "" },
+			Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) {
+				t.Errorf("%q: the workspace was asked for a target that cannot work", args)
+				return nil, errors.New("not reached")
+			},
+		})
+		if code != cli.ExitUsage || !strings.Contains(errb.String(), "--") || strings.Contains(errb.String(), "Target.") {
+			t.Errorf("%q: exit %d, %q; want exit 2 and a message that names the flags", args, code, errb.String())
+		}
+	}
+}
+
+// An interrupt while the Databricks SDK is still trying to reach the
+// workspace ends the command at once.
+func TestInterruptWhileAuthenticating(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := cli.Run(ctx, []string{"token", "--instance", "inst"}, cli.Env{
+		Stdout: &out,
+		Stderr: &errb,
+		Getenv: func(string) string { return "" },
+		Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) {
+			<-release // an SDK retrying an unreachable host
+			return nil, errors.New("unreachable")
+		},
+	})
+	if took := time.Since(start); code != cli.ExitFailure || took > 5*time.Second || !strings.Contains(errb.String(), "context canceled") {
+		t.Fatalf("exit %d after %s, %q; want exit 1 soon after the interrupt", code, took, errb.String())
+	}
 }

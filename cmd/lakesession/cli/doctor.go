@@ -125,7 +125,9 @@ func dsnHost(dsn string) string {
 
 func (d *doctor) lakebase(ctx context.Context, t target) *conn {
 	const authName = "Databricks authentication"
-	w, err := d.a.workspace()
+	actx, cancel := context.WithTimeout(ctx, checkTimeout)
+	w, err := d.a.workspace(actx)
+	cancel()
 	if err != nil {
 		d.problem(authName, err.Error(), "set DATABRICKS_HOST and DATABRICKS_TOKEN (or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET for a service principal), or log in with `databricks auth login` and pass --profile")
 		return nil

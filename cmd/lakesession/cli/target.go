@@ -335,23 +335,57 @@ func openPostgresDB(c *connector.Connector) *bun.DB {
 }
 
 // workspace returns the Databricks client of the SDK's own authentication.
-func (a *app) workspace() (*databricks.WorkspaceClient, error) {
+// It returns when ctx ends (an interrupt) even if the SDK is still trying
+// to reach the workspace, which it does with retries of its own.
+func (a *app) workspace(ctx context.Context) (*databricks.WorkspaceClient, error) {
 	const hint = "set DATABRICKS_HOST and DATABRICKS_TOKEN, or another DATABRICKS_* method, or pass --profile with a profile of ~/.databrickscfg"
-	w, err := a.env.Workspace(&databricks.Config{Profile: a.conn.profile})
-	if err != nil {
-		return nil, fmt.Errorf("authenticate to Databricks: %w (%s)", err, hint)
+	type result struct {
+		w   *databricks.WorkspaceClient
+		err error
 	}
-	// The SDK finds its credentials at the first request; find them now,
-	// so that missing ones are reported as such.
-	req, err := http.NewRequest(http.MethodGet, w.Config.Host, nil)
-	if err == nil {
-		err = w.Config.Authenticate(req)
+	done := make(chan result, 1)
+	go func() {
+		w, err := a.env.Workspace(&databricks.Config{Profile: a.conn.profile})
+		if err == nil {
+			// The SDK finds its credentials at the first request; find
+			// them now, so that missing ones are reported as such.
+			var req *http.Request
+			req, err = http.NewRequestWithContext(ctx, http.MethodGet, w.Config.Host, nil)
+			if err == nil {
+				err = w.Config.Authenticate(req)
+			}
+		}
+		done <- result{w, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("authenticate to Databricks: %w (%s)", r.err, hint)
+		}
+		return r.w, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("authenticate to Databricks: %w", context.Cause(ctx))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticate to Databricks: %w (%s)", err, hint)
-	}
-	return w, nil
 }
+
+// renamed is an error whose message names the flags of the fields err
+// names (see targetFlags).
+type renamed struct {
+	msg string
+	err error
+}
+
+func (r renamed) Error() string { return r.msg }
+func (r renamed) Unwrap() error { return r.err }
+
+// targetFlags names the flags of a Lakebase target in lakebasecred's
+// messages, which name the fields of lakebasecred.Target.
+var targetFlags = strings.NewReplacer(
+	"Target.Instance", "--instance",
+	"Target.Endpoint", "--endpoint",
+	"Target.Project", "--project",
+	"Target.Branch", "--branch",
+)
 
 func (a *app) lakebaseOptions(t target) []lakebasecred.Option {
 	var opts []lakebasecred.Option
@@ -365,13 +399,18 @@ func (a *app) lakebaseOptions(t target) []lakebasecred.Option {
 }
 
 func (a *app) lakebaseSource(ctx context.Context, t target) (*lakebasecred.Source, error) {
-	w, err := a.workspace()
+	// A target that cannot work is a usage error, found before the
+	// Databricks workspace is asked anything.
+	if err := t.lakebase.Validate(); err != nil {
+		return nil, &usageError{msg: targetFlags.Replace(err.Error())}
+	}
+	w, err := a.workspace(ctx)
 	if err != nil {
 		return nil, err
 	}
 	src, err := lakebasecred.New(ctx, w, t.lakebase, a.lakebaseOptions(t)...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t, err)
+		return nil, renamed{msg: fmt.Sprintf("%s: %s", t, targetFlags.Replace(err.Error())), err: err}
 	}
 	return src, nil
 }
