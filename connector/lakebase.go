@@ -11,8 +11,8 @@ import (
 	"github.com/lakesession/lakesession/lakebasecred"
 )
 
-// LakebaseSSLMode is the sslmode ForLakebase uses unless WithSSLMode,
-// WithSSLRootCert or WithTLSConfig says otherwise: TLS, as Lakebase
+// LakebaseSSLMode is the sslmode ForLakebase uses unless WithSSLMode or
+// WithTLSConfig says otherwise: TLS, as Lakebase
 // requires and documents. WithSSLMode("verify-full") also checks the
 // server's certificate against the system roots and its host name.
 const LakebaseSSLMode = "require"

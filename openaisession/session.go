@@ -22,7 +22,7 @@ import (
 // serve an agent loop written with openai-go alone.
 //
 // A Session is as safe for concurrent use as the lakesession.Session under
-// it (every store of this module is).
+// it (every store of package bunstore is).
 //
 // # Items openai-go does not know
 //

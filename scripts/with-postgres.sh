@@ -55,6 +55,15 @@ if [ -z "$bindir" ]; then
 	exit 1
 fi
 
+# The server's self-signed certificate is made with openssl.
+if ! command -v openssl >/dev/null 2>&1; then
+	echo "with-postgres: openssl not found; installing the Debian openssl package" >&2
+	sudo=""
+	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+	$sudo apt-get update -q >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openssl >&2
+fi
+
 # The PgBouncer tests (internal/pgbouncer) run a pgbouncer of their own:
 # install the Debian package when it is missing.
 if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
