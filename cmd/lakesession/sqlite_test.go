@@ -36,11 +36,18 @@ func TestSQLite(t *testing.T) {
 		"no database to connect to: pass --database-url URL (or set DATABASE_URL), --sqlite PATH, or a Lakebase target: --instance NAME (LAKEBASE_INSTANCE_NAME)")
 
 	// Commands other than migrate up do not create a missing file.
-	wantExit(t, lakesession(t, nil, "", "sessions", "list", flag), 1, "sessions.db does not exist", "migrate up --sqlite")
+	wantExit(t, lakesession(t, nil, "", "sessions", "list", flag), 2, "sessions.db does not exist", "migrate up --sqlite")
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("sessions list created the file: %v", err)
 	}
 	wantExit(t, lakesession(t, nil, "", "doctor", flag), 1, "problem  SQLite file: "+path+" does not exist")
+
+	// A database without the tables: the error says how to create them.
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, lakesession(t, nil, "", "sessions", "list", "--sqlite", empty), 1, "no such table", "the tables are missing: create them with `lakesession migrate up`")
 
 	wantExit(t, mustRun(t, nil, "", "migrate", "up", flag), 0, "applied "+migrationName+" (group 1)")
 	wantExit(t, mustRun(t, nil, "", "migrate", "status", flag), 0, "applied  "+migrationName+"  1", "1 applied, 0 pending")

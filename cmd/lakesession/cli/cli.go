@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go"
 	"github.com/databricks/databricks-sdk-go/logger"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -167,6 +169,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(a.env.Stderr, "Run '%s --help' for usage.\n", name)
 		return ExitUsage
 	default:
+		if missingTable(err) {
+			fmt.Fprintf(a.env.Stderr, "lakesession: %s (the tables are missing: create them with `lakesession migrate up`, or check --schema and the table flags)\n", err)
+			return ExitFailure
+		}
 		fmt.Fprintf(a.env.Stderr, "lakesession: %s\n", err)
 		return ExitFailure
 	}
@@ -190,9 +196,30 @@ func (a *app) group(cmd *cobra.Command, args []string) error {
 	}
 	list := strings.Join(names, ", ")
 	if len(args) == 0 {
-		return usagef("%s needs a command: %s", cmd.CommandPath(), list)
+		if cmd == cmd.Root() {
+			return usagef("give a command: %s", list)
+		}
+		return usagef("%s needs a command: %s", cmdName(cmd), list)
 	}
-	return usagef("%s has no command %q: use %s", cmd.CommandPath(), args[0], list)
+	return usagef("%s has no command %q: use %s", cmdName(cmd), args[0], list)
+}
+
+// cmdName is the command's path without the program's name, which every
+// message already starts with.
+func cmdName(cmd *cobra.Command) string {
+	if cmd == cmd.Root() {
+		return cmd.Name()
+	}
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// quoted lists args, each quoted, separated by spaces.
+func quoted(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return strings.Join(q, " ")
 }
 
 func version() string {
@@ -257,7 +284,7 @@ func checkRange(fs *pflag.FlagSet, name string, v, lo, hi int) error {
 func minArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usagef("%s needs %s", cmd.CommandPath(), what)
+			return usagef("%s needs %s", cmdName(cmd), what)
 		}
 		return nil
 	}
@@ -267,9 +294,9 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
 			if len(args) < n {
-				return usagef("%s needs %s", cmd.CommandPath(), what)
+				return usagef("%s needs %s", cmdName(cmd), what)
 			}
-			return usagef("%s takes %s, not %q", cmd.CommandPath(), what, args[n:])
+			return usagef("%s takes %s, not %s", cmdName(cmd), what, quoted(args[n:]))
 		}
 		return nil
 	}
@@ -277,7 +304,17 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usagef("%s takes no arguments, not %q", cmd.CommandPath(), args)
+		return usagef("%s takes no arguments, not %s", cmdName(cmd), quoted(args))
 	}
 	return nil
+}
+
+// missingTable reports whether err says that a table does not exist:
+// PostgreSQL's 42P01, or SQLite's "no such table".
+func missingTable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "42P01"
+	}
+	return strings.Contains(err.Error(), "no such table")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,10 +39,10 @@ func TestUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, nil, "lakesession needs a command: doctor, migrate, prune, psql, sessions, token"},
+		{nil, nil, "lakesession: give a command: doctor, migrate, prune, psql, sessions, token"},
 		{nil, []string{"bogus"}, `unknown command "bogus"`},
-		{nil, []string{"sessions"}, "lakesession sessions needs a command: delete, export, import, list, show"},
-		{nil, []string{"migrate", "sideways"}, `lakesession migrate has no command "sideways": use down, status, up`},
+		{nil, []string{"sessions"}, "lakesession: sessions needs a command: delete, export, import, list, show"},
+		{nil, []string{"migrate", "sideways"}, `lakesession: migrate has no command "sideways": use down, status, up`},
 		{nil, []string{"migrate", "up", "--nope"}, "unknown flag: --nope"},
 		{nil, []string{"sessions", "list"}, "no database to connect to: pass --database-url URL (or set DATABASE_URL), --sqlite PATH, or a Lakebase target"},
 		{nil, []string{"sessions", "list", "--sqlite", db, "--database-url", "postgres://localhost/x"}, "--database-url and --sqlite choose different databases"},
@@ -54,7 +55,7 @@ func TestUsage(t *testing.T) {
 		{nil, []string{"sessions", "list", "--instance", "i", "--sslmode", "disable"}, `--sslmode "disable": use require, verify-ca or verify-full`},
 		{nil, []string{"sessions", "list", "--sqlite", db, "--limit", "1001"}, "--limit 1001: use 1 to 1000"},
 		{nil, []string{"sessions", "show", "--sqlite", db, ""}, "invalid session id: it is empty"},
-		{nil, []string{"sessions", "show", "--sqlite", db, "a", "b"}, "takes one session id"},
+		{nil, []string{"sessions", "show", "--sqlite", db, "a", "b"}, `lakesession: sessions show takes one session id, not "b"`},
 		{nil, []string{"sessions", "export", "--sqlite", db}, "needs session ids, or --all"},
 		{nil, []string{"sessions", "export", "--sqlite", db, "a", "--since", "1d"}, "--since goes with --all"},
 		{nil, []string{"sessions", "export", "--sqlite", db, "--all", "--since", "soon"}, `--since "soon": give an RFC 3339 time`},
@@ -262,5 +263,36 @@ func TestInterruptWhileAuthenticating(t *testing.T) {
 	})
 	if took := time.Since(start); code != cli.ExitFailure || took > 5*time.Second || !strings.Contains(errb.String(), "context canceled") {
 		t.Fatalf("exit %d after %s, %q; want exit 1 soon after the interrupt", code, took, errb.String())
+	}
+}
+
+// --connect-wait bounds how long a command waits for a server that cannot
+// be reached; 0 tries once.
+func TestConnectWait(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	url := "postgres://u:secret@" + addr + "/db?sslmode=disable"
+	for _, c := range []struct {
+		wait     string
+		min, max time.Duration
+	}{
+		{"0", 0, time.Second},
+		{"1500ms", 1500 * time.Millisecond, 6 * time.Second},
+	} {
+		var out, errb bytes.Buffer
+		start := time.Now()
+		code := cli.Run(context.Background(), []string{"sessions", "list", "--database-url", url, "--connect-wait", c.wait}, cli.Env{
+			Stdout: &out,
+			Stderr: &errb,
+			Getenv: func(string) string { return "" },
+		})
+		took := time.Since(start)
+		if code != cli.ExitFailure || took < c.min || took > c.max || strings.Contains(errb.String(), "secret") {
+			t.Errorf("--connect-wait %s: exit %d after %s, %q; want exit 1 after %s to %s", c.wait, code, took, errb.String(), c.min, c.max)
+		}
 	}
 }

@@ -106,9 +106,9 @@ in one statement; sessions are not read in one snapshot.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case f.all && len(args) > 0:
-				return usagef("%s takes session ids or --all, not both", cmd.CommandPath())
+				return usagef("%s takes session ids or --all, not both", cmdName(cmd))
 			case !f.all && len(args) == 0:
-				return usagef("%s needs session ids, or --all", cmd.CommandPath())
+				return usagef("%s needs session ids, or --all", cmdName(cmd))
 			case f.since != "" && !f.all:
 				return usagef("--since goes with --all")
 			}
@@ -288,7 +288,7 @@ Producing the format: jq -c '{session_id: "s1", item: .[]}' items.json, or
 in Python: print(json.dumps({"session_id": sid, "item": item})).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usagef("%s reads one file (or stdin), not %d", cmd.CommandPath(), len(args))
+				return usagef("%s reads one file (or stdin), not %d", cmdName(cmd), len(args))
 			}
 			return nil
 		},

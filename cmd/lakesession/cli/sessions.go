@@ -215,7 +215,7 @@ func (a *app) list(ctx context.Context, f listFlags) error {
 		return err
 	}
 	if out.NextCursor != "" {
-		fmt.Fprintf(a.env.Stderr, "more sessions: lakesession sessions list --cursor %s\n", out.NextCursor)
+		fmt.Fprintf(a.env.Stderr, "more sessions: run the command again with --cursor %s\n", out.NextCursor)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/databricks/databricks-sdk-go"
 	"github.com/spf13/pflag"
@@ -51,6 +52,7 @@ type connFlags struct {
 	database, user, profile             string
 	port                                int
 	sslMode, sslRootCert                string
+	connectWait                         time.Duration
 
 	schema, sessionsTable, messagesTable string
 }
@@ -69,9 +71,23 @@ func (f *connFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.port, "port", connector.DefaultPort, "Lakebase port")
 	fs.StringVar(&f.sslMode, "sslmode", connector.LakebaseSSLMode, "Lakebase sslmode: require, verify-ca or verify-full")
 	fs.StringVar(&f.sslRootCert, "sslrootcert", "", "PEM file of the certificates that sign the Lakebase server's (default: the system roots)")
+	fs.DurationVar(&f.connectWait, "connect-wait", DefaultConnectWait, "how long to wait for a PostgreSQL or Lakebase server that cannot be reached (waking up, restarting); 0: try once")
 	fs.StringVar(&f.schema, "schema", "", "schema of the tables (PostgreSQL; default: the search path)")
 	fs.StringVar(&f.sessionsTable, "sessions-table", models.SessionsTable, "sessions table")
 	fs.StringVar(&f.messagesTable, "messages-table", models.MessagesTable, "messages table")
+}
+
+// DefaultConnectWait is how long a command waits, by default, for a server
+// that cannot be reached: long enough for a Lakebase compute to wake up,
+// short enough that a wrong host or port is reported soon.
+const DefaultConnectWait = 10 * time.Second
+
+// maxConnectWait is the connector's MaxConnectWait for --connect-wait.
+func (f *connFlags) maxConnectWait() time.Duration {
+	if f.connectWait <= 0 {
+		return -1 // one attempt
+	}
+	return f.connectWait
 }
 
 // target is where to connect, resolved from the flags and the environment.
@@ -237,7 +253,10 @@ func setVars(getenv func(string) string, names ...string) []string {
 }
 
 func (f *connFlags) storeOptions() []bunstore.Option {
-	opts := []bunstore.Option{bunstore.WithTables(f.sessionsTable, f.messagesTable)}
+	// The store's retries of what did not happen (a connection that could
+	// not be made, among others) share the budget of --connect-wait, so
+	// that an unreachable server is reported after about that long.
+	opts := []bunstore.Option{bunstore.WithTables(f.sessionsTable, f.messagesTable), bunstore.WithMaxRetryWait(max(f.connectWait, 0))}
 	if f.schema != "" {
 		opts = append(opts, bunstore.WithSchema(f.schema))
 	}
@@ -299,7 +318,7 @@ func (a *app) openTarget(ctx context.Context, t target, o openOptions) (*conn, e
 	case kindSQLite:
 		if t.sqlite != sqlitedb.Memory && !o.createSQLite {
 			if _, err := os.Stat(t.sqlite); errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("SQLite file %s does not exist: check --sqlite, or create it with `lakesession migrate up --sqlite %s`", t.sqlite, t.sqlite)
+				return nil, &usageError{msg: fmt.Sprintf("SQLite file %s does not exist: check --sqlite, or create it with `lakesession migrate up --sqlite %s`", t.sqlite, t.sqlite)}
 			}
 		}
 		db, err := sqlitedb.Open(t.sqlite)
@@ -308,7 +327,7 @@ func (a *app) openTarget(ctx context.Context, t target, o openOptions) (*conn, e
 		}
 		return &conn{target: t, db: db}, nil
 	case kindPostgres:
-		c, err := connector.New(connector.Config{DSN: t.databaseURL, Schema: a.conn.schema, ApplicationName: ApplicationName})
+		c, err := connector.New(connector.Config{DSN: t.databaseURL, Schema: a.conn.schema, ApplicationName: ApplicationName, MaxConnectWait: a.conn.maxConnectWait()})
 		if err != nil {
 			return nil, settingsError(fmt.Errorf("--database-url / %s: %w", EnvDatabaseURL, err))
 		}
@@ -420,6 +439,7 @@ func (a *app) lakebaseConnector(src *lakebasecred.Source) (*connector.Connector,
 		connector.WithPort(a.conn.port),
 		connector.WithSSLMode(a.conn.sslMode),
 		connector.WithApplicationName(ApplicationName),
+		connector.WithMaxConnectWait(a.conn.maxConnectWait()),
 	}
 	if a.conn.sslRootCert != "" {
 		opts = append(opts, connector.WithSSLRootCert(a.conn.sslRootCert))
