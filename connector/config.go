@@ -476,8 +476,13 @@ func (c *Config) fromDSN(p *problems) (*pgx.ConnConfig, string) {
 	base, err := pgx.ParseConfig(c.DSN)
 	if err != nil {
 		// pgx's message quotes the connection string, redacted only on a
-		// best-effort basis: leave it out.
-		p.add("DSN cannot be parsed: write it as a URL (postgres://user:password@host:5432/dbname?sslmode=verify-full) or as keyword/value pairs (host=... port=... user=... password=... dbname=... sslmode=...); its text is left out of this message because it may hold a password")
+		// best-effort basis: leave it out, and give pgx's reason only
+		// when it cannot hold any of it.
+		why := ""
+		if r := parseReason(err); r != "" {
+			why = " (" + r + ")"
+		}
+		p.add("DSN cannot be parsed%s: write it as a URL (postgres://user:password@host:5432/dbname?sslmode=verify-full) or as keyword/value pairs (host=... port=... user=... password=... dbname=... sslmode=...); its text is left out of this message because it may hold a password", why)
 		return nil, ""
 	}
 	if _, ok := base.RuntimeParams["search_path"]; ok && c.Schema != "" {
@@ -606,4 +611,31 @@ func validIdentifier(s string) bool {
 // quoteIdentifier quotes a validated identifier for PostgreSQL.
 func quoteIdentifier(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// parseReason returns what pgx says is wrong with a connection string that
+// it could not parse (an invalid port or sslmode, a root certificate file
+// that cannot be read, ...), without the connection string, or "" when
+// that reason could quote part of it: pgx's syntax errors quote the text
+// (net/url's quote the whole URL, password included).
+func parseReason(err error) string {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	msg := pe.Error() // cannot parse `<connection string, redacted>`: <reason>
+	i := strings.LastIndex(msg, "`: ")
+	if i < 0 {
+		return ""
+	}
+	reason := msg[i+len("`: "):]
+	if strings.HasPrefix(reason, "failed to parse as") || pe.ConnString != "" && strings.Contains(reason, pe.ConnString) {
+		return ""
+	}
+	for _, risky := range []string{"://", "@", "password", "'"} {
+		if strings.Contains(reason, risky) {
+			return ""
+		}
+	}
+	return reason
 }

@@ -56,6 +56,9 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		{"DSN with tokens", connector.Config{DSN: "postgres://u@h/d?sslmode=verify-full", Tokens: src}, []string{"DSN and Tokens are both set"}, 1},
 		{"bad DSN", connector.Config{DSN: "postgres://u:" + secret + "@h:notaport/d"}, []string{"DSN cannot be parsed"}, 1},
 		{"bad keyword DSN", connector.Config{DSN: "host=h password='" + secret}, []string{"DSN cannot be parsed"}, 1},
+		{"DSN with a bad sslmode", connector.Config{DSN: "postgres://u:" + secret + "@h/d?sslmode=strict"}, []string{"DSN cannot be parsed (failed to configure TLS (sslmode is invalid))"}, 1},
+		{"DSN with a missing root cert", connector.Config{DSN: "postgres://u:" + secret + "@h/d?sslmode=verify-full&sslrootcert=/nonexistent/root.crt"}, []string{"DSN cannot be parsed (failed to configure TLS (unable to read CA file", "/nonexistent/root.crt"}, 1},
+		{"keyword DSN with a bad port", connector.Config{DSN: "host=h port=x user=u password=" + secret}, []string{"DSN cannot be parsed (invalid port)"}, 1},
 		{"DSN search_path and schema", connector.Config{DSN: "postgres://u:" + secret + "@h/d?search_path=x", Schema: "y"}, []string{"the DSN sets search_path"}, 1},
 		{"DSN application_name twice", connector.Config{DSN: "postgres://u:" + secret + "@h/d?application_name=x", ApplicationName: "y"}, []string{"the DSN sets application_name"}, 1},
 	}
