@@ -131,7 +131,10 @@
 // its answer, or a class 08 error from a pooler such as PgBouncer's
 // "server conn crashed?"), the outcome is unknown. GetItems, ClearSession,
 // ListSessions, CreateTables, DeleteSessions and PruneSessions are safe to
-// repeat, and try again. AddItems and PopItem do not, since their statement
+// repeat, and try again. (A ClearSession tried again clears again: a batch
+// that another writer added, and was told was stored, between the lost
+// first try and the retry is cleared too, as if it had come before the
+// ClearSession.) AddItems and PopItem do not, since their statement
 // may have committed: they return an error that wraps
 // lakesession.ErrOutcomeUnknown and the cause, so that the application can
 // read the session and reconcile instead of guessing. A write whose context

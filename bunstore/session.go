@@ -287,12 +287,26 @@ func (s *Session) pop(ctx context.Context, c *call) (json.RawMessage, error) {
 			found bool
 		)
 		err := s.store.run(ctx, c, func(ctx context.Context, a attempt) error {
-			err := a.c.queryRow(ctx, s.store.q.pop, s.id).Scan(&id, &data)
-			found = err == nil
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
+			// Rows rather than Row: Row.Scan returns the error of closing
+			// the rows, which is nil when database/sql already closed them
+			// because the context ended, although the driver's close (the
+			// rest of the answer, the commit) then failed. Rows.Err after
+			// Close reports that context's error.
+			rows, err := a.c.query(ctx, s.store.q.pop, s.id)
+			if err != nil {
+				return err
 			}
-			return err
+			found = rows.Next()
+			if found {
+				if err := rows.Scan(&id, &data); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			return rows.Err()
 		})
 		if err != nil || !found {
 			return nil, err
