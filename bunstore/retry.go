@@ -301,6 +301,7 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 		}
 		a = attempt{c: conn{raw: sc, pg: true}}
 	}
+	s.tel.learnNamespace(ctx, sc) // once per Store
 	// Only a write needs to know (see sendMode); after the first look this
 	// is one atomic load.
 	mode := protoExtended

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"github.com/jackc/pgx/v5"
 	"io"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -109,6 +111,16 @@ type telemetry struct {
 	system       attribute.KeyValue // db.system.name
 	ops          [numOps]opTelemetry
 	itemsOpts    []metric.AddOption // the items counters' attributes
+
+	// On PostgreSQL, db.namespace is the schema qualified by the database
+	// name (database.schema), or the database alone without WithSchema:
+	// the database is the connection's, learned from the first connection
+	// of a *bun.DB the store takes (see learnNamespace). namespace is nil
+	// until then, and stays nil when it cannot be learned.
+	schema       string
+	pg           bool
+	namespace    atomic.Pointer[attribute.KeyValue]
+	namespaceTry atomic.Bool
 }
 
 // opTelemetry is what one kind of call reuses: its span's name and
@@ -116,11 +128,10 @@ type telemetry struct {
 type opTelemetry struct {
 	spanName  string
 	attrs     []attribute.KeyValue
+	start     []trace.SpanStartOption // client kind and attrs, given at the start for samplers
 	operation attribute.KeyValue
 	okRecord  []metric.RecordOption
 }
-
-var spanStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 
 // noSpan is the span of a call of a Store without telemetry.
 var noSpan trace.Span = noop.Span{}
@@ -141,6 +152,8 @@ func newTelemetry(cfg *config, pg bool) *telemetry {
 		tracer:    tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		sessionID: cfg.sessionIDAttr,
 		system:    semconv.DBSystemNameSQLite,
+		schema:    cfg.schema,
+		pg:        pg,
 	}
 	if pg {
 		t.system = semconv.DBSystemNamePostgreSQL
@@ -174,9 +187,9 @@ func newTelemetry(cfg *config, pg bool) *telemetry {
 	t.itemsOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(t.system))}
 
 	var namespace []attribute.KeyValue
-	if cfg.schema != "" {
-		// PostgreSQL's db.namespace is "database|schema": the database is
-		// the connection's, unknown here, so only the schema is given.
+	if cfg.schema != "" && !pg {
+		// SQLite's schema names an attached database ("main"): it is the
+		// namespace. PostgreSQL's is learned from a connection.
 		namespace = []attribute.KeyValue{semconv.DBNamespace(cfg.schema)}
 	}
 	for _, o := range allOps {
@@ -191,6 +204,7 @@ func newTelemetry(cfg *config, pg bool) *telemetry {
 			ot.attrs = append(ot.attrs, semconv.DBCollectionName(cfg.sessions))
 		}
 		ot.attrs = append(ot.attrs, namespace...)
+		ot.start = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(ot.attrs...)}
 		ot.okRecord = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(ot.operation, t.system))}
 	}
 	return t
@@ -215,9 +229,11 @@ func (s *Store) begin(ctx context.Context, o *op, sessionID string) (context.Con
 	if t == nil {
 		return ctx, call{op: o, span: noSpan}
 	}
-	ctx, span := t.tracer.Start(ctx, t.ops[o.idx].spanName, spanStart...)
+	ctx, span := t.tracer.Start(ctx, t.ops[o.idx].spanName, t.ops[o.idx].start...)
 	if span.IsRecording() {
-		span.SetAttributes(t.ops[o.idx].attrs...)
+		if ns := t.namespace.Load(); ns != nil {
+			span.SetAttributes(*ns)
+		}
 		if t.sessionID && sessionID != "" && lakesession.ValidateSessionID(sessionID) == nil {
 			span.SetAttributes(AttrSessionID.String(sessionID))
 		}
@@ -358,5 +374,34 @@ func innermost(err error) error {
 		default:
 			return err
 		}
+	}
+}
+
+// learnNamespace sets db.namespace (see telemetry) from sc, a connection of
+// the store's *bun.DB, the first time it is called, and adds it to the span
+// of ctx, the call that took sc. It asks pgx's connection for the database
+// it was opened with: no statement is sent.
+func (t *telemetry) learnNamespace(ctx context.Context, sc *sql.Conn) {
+	if t == nil || !t.pg || t.namespace.Load() != nil || t.namespaceTry.Swap(true) {
+		return
+	}
+	var database string
+	_ = sc.Raw(func(dc any) error {
+		if c, ok := dc.(interface{ Conn() *pgx.Conn }); ok {
+			database = c.Conn().Config().Database
+		}
+		return nil
+	})
+	if database == "" {
+		return
+	}
+	ns := database
+	if t.schema != "" {
+		ns += "." + t.schema
+	}
+	kv := semconv.DBNamespace(ns)
+	t.namespace.Store(&kv)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(kv)
 	}
 }

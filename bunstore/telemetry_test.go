@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lakesession/lakesession/bunstore"
+	"github.com/lakesession/lakesession/internal/testdb"
 )
 
 // otelSDK is an SDK tracer provider that keeps every span, and a meter
@@ -120,9 +122,13 @@ func TestSpans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		system := "sqlite"
+		system, namespace := "sqlite", ""
 		if isPG(db) {
+			// db.namespace: the database of the pool's connections.
 			system = "postgresql"
+			if err := db.QueryRowContext(context.Background(), "SELECT current_database()").Scan(&namespace); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ctx, parent := o.tp.Tracer("test").Start(context.Background(), "request")
 		s := st.Session("span-session")
@@ -202,7 +208,7 @@ func TestSpans(t *testing.T) {
 				t.Errorf("%s: status %v, want unset", c.name, sp.Status())
 			}
 			want := map[string]string{"db.system.name": system, "error.type": "", "lakesession.session.id": "",
-				"lakesession.retries": "", "db.namespace": "",
+				"lakesession.retries": "", "db.namespace": namespace,
 				"lakesession.sessions": "", "lakesession.batches": "", "lakesession.dry_run": ""}
 			for k, v := range c.attrs {
 				want[k] = v
@@ -235,6 +241,40 @@ func TestSpanNamespaceAndSessionID(t *testing.T) {
 	}
 	wantAttrs(t, "CreateTables", attrMap(spans[0].Attributes()), map[string]string{"db.namespace": "main", "lakesession.session.id": ""})
 	wantAttrs(t, "AddItems", attrMap(spans[1].Attributes()), map[string]string{"db.namespace": "main", "lakesession.session.id": "user-42"})
+}
+
+// On PostgreSQL, db.namespace is the WithSchema schema qualified by the
+// database of the pool's connections, as the conventions for PostgreSQL
+// write it, from the first call on, that call's span included.
+func TestSpanNamespacePostgres(t *testing.T) {
+	dsn := testdb.NewDatabase(t)
+	db := openPool(t, dsn)
+	ctx := context.Background()
+	var database string
+	if err := db.QueryRowContext(ctx, "SELECT current_database()").Scan(&database); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA telns"); err != nil {
+		t.Fatal(err)
+	}
+	o := newOtelSDK(t)
+	st, err := bunstore.New(db, o.options(bunstore.WithSchema("telns"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Session("ns").AddItems(ctx, batch("ns", 1)); err != nil {
+		t.Fatal(err)
+	}
+	spans := o.ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2", len(spans))
+	}
+	for _, sp := range spans {
+		wantAttrs(t, sp.Name(), attrMap(sp.Attributes()), map[string]string{"db.namespace": database + ".telns"})
+	}
 }
 
 // A failed call's span has status Error and error.type (the SQLSTATE, with
@@ -560,3 +600,43 @@ func TestNilProviders(t *testing.T) {
 		t.Errorf("New with nil providers: %v", err)
 	}
 }
+
+// The conventions' attributes are given when a span starts, so that a
+// sampler can decide by them.
+func TestSpanAttributesAtStart(t *testing.T) {
+	sampler := &recordingSampler{seen: map[string]map[string]string{}}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	st, err := bunstore.New(openSQLite(t), bunstore.WithTracerProvider(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Session("s").AddItems(ctx, batch("s", 1)); err != nil {
+		t.Fatal(err)
+	}
+	sampler.mu.Lock()
+	defer sampler.mu.Unlock()
+	wantAttrs(t, "AddItems at its start", sampler.seen["lakesession.AddItems"], map[string]string{
+		"db.system.name": "sqlite", "db.collection.name": "agent_messages", "db.operation.name": "INSERT",
+	})
+}
+
+// recordingSampler samples everything and records the attributes each
+// span name started with.
+type recordingSampler struct {
+	mu   sync.Mutex
+	seen map[string]map[string]string
+}
+
+func (r *recordingSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	r.mu.Lock()
+	r.seen[p.Name] = attrMap(p.Attributes)
+	r.mu.Unlock()
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
+}
+
+func (r *recordingSampler) Description() string { return "recordingSampler" }
