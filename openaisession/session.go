@@ -75,7 +75,8 @@ func (s *Session) GetItems(ctx context.Context, limit int) ([]responses.Response
 // calls left out go with them. To see where that response began, History
 // reads up to 8 items before the window, in the same call to GetItems
 // (limit+8 items); a response with more items than that before the window
-// is taken to have begun with reasoning.
+// is taken to have begun with reasoning (one that began the session is
+// seen to have begun without).
 //
 // So the list can be shorter than limit, and limit stays a bound on what
 // the model is sent. Stored items are not changed.
@@ -99,7 +100,7 @@ func (s *Session) History(ctx context.Context, limit int) ([]responses.ResponseI
 	}
 	if limit > 0 && len(raws) > limit {
 		before := len(raws) - limit
-		raws = raws[before+cutResponse(raws[:before], raws[before:]):]
+		raws = raws[before+cutResponse(raws[:before], raws[before:], len(raws) < n):]
 	}
 	return decodeStored(lakesession.RepairHistory(raws)), nil
 }
@@ -109,10 +110,11 @@ func (s *Session) History(ctx context.Context, limit int) ([]responses.ResponseI
 const lookBehind = 8
 
 // cutResponse returns how many items at the start of window History leaves
-// out: the run of model items it starts with when their response began
-// before the window with a reasoning item (or more than len(before) items
-// before it), else 0. before holds the items just before the window.
-func cutResponse(before, window []json.RawMessage) int {
+// out: the run of items of a response it starts with (see kindOf) when that
+// response began before the window with a reasoning item, or more than
+// len(before) items before it, else 0. before holds the items just before
+// the window; whole says that it begins with the session's first item.
+func cutResponse(before, window []json.RawMessage, whole bool) int {
 	run := 0
 	for run < len(window) && kindOf(window[run]) == kindModel {
 		run++
@@ -130,6 +132,9 @@ func cutResponse(before, window []json.RawMessage) int {
 			return 0 // the response began after this item, without reasoning
 		}
 	}
+	if whole {
+		return 0 // the response began the session, without reasoning
+	}
 	return run // begun too far back to see
 }
 
@@ -137,13 +142,21 @@ type itemKind int
 
 const (
 	kindOther     itemKind = iota
-	kindModel              // an item the model produces after its reasoning: an assistant message or a call
+	kindModel              // an item a response produces after its reasoning (see kindOf)
 	kindReasoning          // a reasoning item
 )
 
-// kindOf reads an item's top-level "type" and "role" as RepairHistory does
-// (exact names, the last of repeated keys, a value that is not a string
-// counts as absent).
+// kindOf reads an item's top-level "type", "role" and "call_id" as
+// RepairHistory does (exact names, the last of repeated keys, a value that
+// is not a string counts as absent, as does an empty call_id). The items a
+// response produces after its reasoning (kindModel) are an assistant
+// message, a call of any kind (a type ending in "_call", "program"), an
+// mcp_approval_request, and the results the API produced itself in the
+// response: mcp_list_tools and an output item without a call_id (a
+// server-run tool search). A user, system or developer message and the
+// output of a call the client answered (one with a call_id) come from the
+// client; item references, unknown types and items that are not JSON
+// objects are kindOther too.
 func kindOf(raw json.RawMessage) itemKind {
 	if !json.Valid(raw) {
 		return kindOther
@@ -164,10 +177,14 @@ func kindOf(raw json.RawMessage) itemKind {
 	switch {
 	case typ == "reasoning":
 		return kindReasoning
-	case strings.HasSuffix(typ, "_call") || typ == "mcp_approval_request":
-		return kindModel
 	case !hasType || typ == "message":
 		if role, _ := str("role"); role == "assistant" {
+			return kindModel
+		}
+	case typ == "program", strings.HasSuffix(typ, "_call"), typ == "mcp_approval_request", typ == "mcp_list_tools":
+		return kindModel
+	case typ == "tool_search_output":
+		if id, _ := str("call_id"); id == "" {
 			return kindModel
 		}
 	}

@@ -703,6 +703,14 @@ func TestHistoryCutResponse(t *testing.T) {
 			"msg_1"},
 		{"one begun within 8 items", slices.Concat([]string{user}, many(call, 8), many(out, 8), []string{answer}), 10,
 			"call_8 call_8 msg_1"},
+		{"one that began the session", slices.Concat(many(call, 2), many(out, 2), []string{answer}), 4,
+			"call_2 call_2 msg_1"},
+		{"reasoning, then a program and a server tool search", slices.Concat([]string{user, reasoning,
+			`{"type":"program","id":"pg_1","code":"x"}`,
+			`{"type":"tool_search_call","id":"ts_1"}`,
+			`{"type":"tool_search_output","id":"tso_1","tools":[]}`,
+		}, many(call, 1), many(out, 1), []string{answer}), 4,
+			"msg_1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := sqliteStore(t)
