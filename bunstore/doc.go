@@ -140,7 +140,8 @@
 // read the session and reconcile instead of guessing. A write whose context
 // ends while its statement is in flight returns ErrOutcomeUnknown too,
 // unless the server answered (with pgx's
-// CancelRequestContextWatcherHandler it answers 57014: not committed).
+// CancelRequestContextWatcherHandler it answers 57014: not committed,
+// except in the simple protocol, below).
 //
 //	err := sess.AddItems(ctx, items)
 //	if errors.Is(err, lakesession.ErrOutcomeUnknown) {
@@ -222,7 +223,9 @@
 // log_min_duration_statement), acts on a termination or a cancel that came
 // in during the commit, sending FATAL 57P01 or 57014, which pgx reports
 // instead of the statement's result. So there 57P01, 57P02 and 57014 also
-// leave AddItems' and PopItem's outcome unknown. COMMIT is always sent in
+// leave AddItems' and PopItem's outcome unknown, as they do on a bun.IDB
+// other than *bun.DB, bun.Tx and bun.Conn, whose statements are always
+// sent that way. COMMIT is always sent in
 // the simple protocol, so a retention batch whose COMMIT got one of them
 // asks txid_status as after a broken connection.
 //

@@ -243,8 +243,16 @@ func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a 
 	}
 	if s.pool == nil {
 		mode := protoExtended
-		if sc, ok := s.c.raw.(*sql.Conn); ok && !o.idempotent && s.unknownOutcomes {
-			mode = s.sendMode(sc) // a bun.Conn
+		if !o.idempotent && s.unknownOutcomes {
+			switch raw := s.c.raw.(type) {
+			case *sql.Conn: // a bun.Conn
+				mode = s.sendMode(raw)
+			case nil:
+				// Another bun.IDB: the statements go through Bun, with
+				// their arguments in the text, and pgx sends a statement
+				// without arguments in the simple protocol.
+				mode = protoSimple
+			}
 		}
 		err := f(ctx, attempt{db: s.db, c: s.c})
 		if err != nil && !o.idempotent && s.unknownOutcomes && (writeOutcomeUnknown(ctx, err) || maybeSent(mode, err)) {
