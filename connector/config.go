@@ -482,7 +482,7 @@ func (c *Config) fromDSN(p *problems) (*pgx.ConnConfig, string) {
 		if r := parseReason(err); r != "" {
 			why = " (" + r + ")"
 		}
-		p.add("DSN cannot be parsed%s: write it as a URL (postgres://user:password@host:5432/dbname?sslmode=verify-full) or as keyword/value pairs (host=... port=... user=... password=... dbname=... sslmode=...); its text is left out of this message because it may hold a password", why)
+		p.add("DSN cannot be parsed%s: write it as a URL (postgres://user:password@host:5432/dbname?sslmode=verify-full) or as keyword/value pairs (host=... port=... user=... password=... dbname=... sslmode=...); the DSN is left out of this message because it may hold a password", why)
 		return nil, ""
 	}
 	if _, ok := base.RuntimeParams["search_path"]; ok && c.Schema != "" {

@@ -62,6 +62,7 @@ func TestUsage(t *testing.T) {
 		{nil, []string{"sessions", "import", "--sqlite", db, "--if-exists", "merge"}, `--if-exists "merge": use refuse or append`},
 		{nil, []string{"sessions", "import", "--sqlite", db, "a", "b"}, "reads one file"},
 		{nil, []string{"prune", "--sqlite", db, "--older-than", "soon"}, `--older-than "soon": not an age`},
+		{nil, []string{"sessions", "list", "--sqlite", db, "--connect-wait", "-3s"}, "--connect-wait -3s: use 0 (try once) or a positive duration"},
 		{nil, []string{"prune", "--sqlite", db, "--older-than", "6m"}, `--older-than "6m": "m" could mean minutes or months: write min for minutes (90min)`},
 		{nil, []string{"migrate", "down", "--sqlite", db}, "pass --yes"},
 		{nil, []string{"migrate", "up", "--sqlite", db, "--migrations-table", "x-y"}, `--migrations-table "x-y"`},
@@ -241,6 +242,21 @@ func TestBadLakebaseTargetIsUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and a message that names the flags", args, code, errb.String())
 		}
 	}
+	// From the environment, the message names the variables.
+	var out, errb bytes.Buffer
+	env := map[string]string{"LAKEBASE_ENDPOINT": "bogus"}
+	code := cli.Run(context.Background(), []string{"token"}, cli.Env{
+		Stdout: &out,
+		Stderr: &errb,
+		Getenv: func(k string) string { return env[k] },
+		Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) {
+			t.Error("the workspace was asked for a target that cannot work")
+			return nil, errors.New("not reached")
+		},
+	})
+	if code != cli.ExitUsage || !strings.Contains(errb.String(), `LAKEBASE_ENDPOINT "bogus" is not an endpoint resource name`) {
+		t.Errorf("LAKEBASE_ENDPOINT=bogus: exit %d, %q; want exit 2 and a message that names the variable", code, errb.String())
+	}
 }
 
 // An interrupt while the Databricks SDK is still trying to reach the
@@ -257,7 +273,10 @@ func TestInterruptWhileAuthenticating(t *testing.T) {
 		Stderr: &errb,
 		Getenv: func(string) string { return "" },
 		Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) {
-			<-release // an SDK retrying an unreachable host
+			select { // an SDK retrying an unreachable host
+			case <-release:
+			case <-time.After(10 * time.Second): // so that a command that waits for it fails the test, not hangs
+			}
 			return nil, errors.New("unreachable")
 		},
 	})

@@ -97,6 +97,7 @@ type target struct {
 	sqlite      string
 	lakebase    lakebasecred.Target
 	database    string // Lakebase database; "" for the default
+	fromEnv     bool   // the Lakebase target came from the LAKEBASE_* variables
 }
 
 func (t target) String() string {
@@ -164,7 +165,7 @@ func (f *connFlags) resolve(getenv func(string) string) (target, error) {
 		case url != "":
 			t = target{kind: kindPostgres, databaseURL: url}
 		case lt != (lakebasecred.Target{}):
-			t = target{kind: kindLakebase, lakebase: lt}
+			t = target{kind: kindLakebase, lakebase: lt, fromEnv: true}
 		default:
 			return target{}, errNoTarget
 		}
@@ -194,6 +195,9 @@ func (f *connFlags) resolve(getenv func(string) string) (target, error) {
 		return target{}, usagef("%s choose different databases: pass only one of --database-url, --sqlite or a Lakebase target", strings.Join(names, " and "))
 	}
 
+	if f.connectWait < 0 {
+		return target{}, usagef("--connect-wait %s: use 0 (try once) or a positive duration such as 30s", f.connectWait)
+	}
 	lakebaseOnly := f.changed("database", "user", "profile", "port", "sslmode", "sslrootcert")
 	isAre := "is"
 	if len(lakebaseOnly) > 1 {
@@ -397,14 +401,32 @@ type renamed struct {
 func (r renamed) Error() string { return r.msg }
 func (r renamed) Unwrap() error { return r.err }
 
-// targetFlags names the flags of a Lakebase target in lakebasecred's
-// messages, which name the fields of lakebasecred.Target.
-var targetFlags = strings.NewReplacer(
-	"Target.Instance", "--instance",
-	"Target.Endpoint", "--endpoint",
-	"Target.Project", "--project",
-	"Target.Branch", "--branch",
+// targetFlags and targetVars name the flags, or the environment
+// variables, of a Lakebase target in lakebasecred's messages, which name
+// the fields of lakebasecred.Target.
+var (
+	targetFlags = strings.NewReplacer(
+		"Target.Instance", "--instance",
+		"Target.Endpoint", "--endpoint",
+		"Target.Project", "--project",
+		"Target.Branch", "--branch",
+	)
+	targetVars = strings.NewReplacer(
+		"Target.Instance", EnvLakebaseInstance,
+		"Target.Endpoint", EnvLakebaseEndpoint,
+		"Target.Project", EnvLakebaseProject,
+		"Target.Branch", EnvLakebaseBranch,
+	)
 )
+
+// names returns what names the Lakebase target's settings: the flags, or
+// the environment variables it came from.
+func (t target) names() *strings.Replacer {
+	if t.fromEnv {
+		return targetVars
+	}
+	return targetFlags
+}
 
 func (a *app) lakebaseOptions(t target) []lakebasecred.Option {
 	var opts []lakebasecred.Option
@@ -421,7 +443,7 @@ func (a *app) lakebaseSource(ctx context.Context, t target) (*lakebasecred.Sourc
 	// A target that cannot work is a usage error, found before the
 	// Databricks workspace is asked anything.
 	if err := t.lakebase.Validate(); err != nil {
-		return nil, &usageError{msg: targetFlags.Replace(err.Error())}
+		return nil, &usageError{msg: t.names().Replace(strings.TrimPrefix(err.Error(), "lakebasecred: "))}
 	}
 	w, err := a.workspace(ctx)
 	if err != nil {
@@ -429,7 +451,7 @@ func (a *app) lakebaseSource(ctx context.Context, t target) (*lakebasecred.Sourc
 	}
 	src, err := lakebasecred.New(ctx, w, t.lakebase, a.lakebaseOptions(t)...)
 	if err != nil {
-		return nil, renamed{msg: fmt.Sprintf("%s: %s", t, targetFlags.Replace(err.Error())), err: err}
+		return nil, renamed{msg: fmt.Sprintf("%s: %s", t, t.names().Replace(err.Error())), err: err}
 	}
 	return src, nil
 }
