@@ -280,8 +280,9 @@
 //     outage, 80 waiting Connects add their 80 first attempts, then one
 //     probe per backoff step.
 //   - lakesession.connect.auth_rejected, a counter ({login}): logins the
-//     database rejected (error.type 28P01 or 28000). With a token source
-//     each is followed by one attempt with a fresh token; a Connect that
+//     database rejected (error.type 28P01 or 28000), the shared probes'
+//     included. With a token source a Connect's own rejected login is
+//     followed by one attempt with a fresh token; a Connect that
 //     failed on it shows in lakesession.connect.duration with that
 //     error.type.
 //

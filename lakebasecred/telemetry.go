@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -96,7 +97,10 @@ type telemetry struct {
 // newTelemetry makes the tracer and the instruments. An instrument the
 // provider refuses is reported to otel.Handle and replaced by a no-op.
 func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) *telemetry {
-	t := &telemetry{tracer: tp.Tracer(scopeName), meter: mp.Meter(scopeName)}
+	t := &telemetry{
+		tracer: tp.Tracer(scopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		meter:  mp.Meter(scopeName, metric.WithSchemaURL(semconv.SchemaURL)),
+	}
 	var err error
 	t.duration, err = t.meter.Float64Histogram(metricMintDuration,
 		metric.WithUnit("s"),
