@@ -255,9 +255,13 @@
 //   - db.operation.name: the SQL command of the call's main statement
 //     (SELECT, INSERT, DELETE, CREATE TABLE); SELECT for a PruneSessions
 //     dry run;
-//   - db.namespace: the WithSchema name, when set (the database name,
-//     which PostgreSQL's namespace begins with, is the connection's and
-//     unknown to the store; package connector's span has it);
+//   - db.namespace: on PostgreSQL, the schema qualified by the database
+//     name, as the conventions for PostgreSQL write it (database.schema
+//     with WithSchema, the database alone without): the database is that
+//     of the *bun.DB's connections, learned from the first one the store
+//     takes (on a bun.Tx, bun.Conn or other bun.IDB it is not known, and
+//     the attribute is left out); on SQLite, the WithSchema name (an
+//     attached database, such as main), when set;
 //   - lakesession.items and lakesession.bytes (AddItems, GetItems): the
 //     items stored or returned, and their size as compact JSON;
 //   - lakesession.sessions, lakesession.items and lakesession.batches
