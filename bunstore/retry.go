@@ -246,7 +246,7 @@ func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a 
 		if !o.idempotent && s.unknownOutcomes {
 			switch raw := s.c.raw.(type) {
 			case *sql.Conn: // a bun.Conn
-				mode = s.sendMode(raw)
+				mode, _ = s.sendMode(raw)
 			case nil:
 				// Another bun.IDB: the statements go through Bun, with
 				// their arguments in the text, and pgx sends a statement
@@ -309,12 +309,11 @@ func (s *Store) try(ctx context.Context, o *op, f func(ctx context.Context, a at
 		}
 		a = attempt{c: conn{raw: sc, pg: true}}
 	}
-	s.tel.learnNamespace(ctx, sc) // once per Store
-	// Only a write needs to know (see sendMode); after the first look this
-	// is one atomic load.
-	mode := protoExtended
-	if !o.idempotent {
-		mode = s.sendMode(sc)
+	// After the first look at a connection, one atomic load.
+	mode, database := s.sendMode(sc)
+	s.tel.learnNamespace(ctx, database)
+	if o.idempotent {
+		mode = protoExtended // only a write's outcome can be unknown
 	}
 	err = f(ctx, a)
 	if err != nil && untrusted(err) {
@@ -403,26 +402,30 @@ const (
 // The answer is taken from the first connection looked at and kept for the
 // Store: the connections of one pool share their configuration. A
 // connection that cannot be looked at counts as simple, the cautious
-// answer, and is not kept.
-func (s *Store) sendMode(sc *sql.Conn) uint32 {
+// answer, and is not kept. The same look reads the database pgx's
+// connections open (for db.namespace): "" when the driver is not pgx's or
+// the connection could not be looked at.
+func (s *Store) sendMode(sc *sql.Conn) (mode uint32, database string) {
 	if m := s.proto.Load(); m != protoUnknown {
-		return m
+		return m, s.database
 	}
-	mode := protoOther
+	mode = protoOther
 	err := sc.Raw(func(dc any) error {
 		if c, ok := dc.(interface{ Conn() *pgx.Conn }); ok {
-			mode = protoExtended
-			if c.Conn().Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+			cfg := c.Conn().Config()
+			mode, database = protoExtended, cfg.Database
+			if cfg.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
 				mode = protoSimple
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return protoSimple // not kept: the next write looks again
+		return protoSimple, "" // not kept: the next look tries again
 	}
+	s.database = database // published by the store of proto
 	s.proto.Store(mode)
-	return mode
+	return mode, database
 }
 
 // maybeSent reports whether err, from a write sent on a connection of the

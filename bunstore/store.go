@@ -57,7 +57,10 @@ type Store struct {
 	// proto is what sendMode found out: protoUnknown until a
 	// write first looks at a connection.
 	proto atomic.Uint32
-	tel   *telemetry
+	// database is what sendMode found out too: the database of pgx's
+	// connections, "" when unknown. Written before proto, read after it.
+	database string
+	tel      *telemetry
 }
 
 type config struct {

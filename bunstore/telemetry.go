@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
-	"github.com/jackc/pgx/v5"
 	"io"
 	"reflect"
 	"strings"
@@ -115,12 +114,12 @@ type telemetry struct {
 	// On PostgreSQL, db.namespace is the schema qualified by the database
 	// name (database.schema), or the database alone without WithSchema:
 	// the database is the connection's, learned from the first connection
-	// of a *bun.DB the store takes (see learnNamespace). namespace is nil
-	// until then, and stays nil when it cannot be learned.
-	schema       string
-	pg           bool
-	namespace    atomic.Pointer[attribute.KeyValue]
-	namespaceTry atomic.Bool
+	// of a *bun.DB the store takes (see Store.sendMode, learnNamespace).
+	// namespace is nil until then, and stays nil when it cannot be
+	// learned.
+	schema    string
+	pg        bool
+	namespace atomic.Pointer[attribute.KeyValue]
 }
 
 // opTelemetry is what one kind of call reuses: its span's name and
@@ -377,22 +376,11 @@ func innermost(err error) error {
 	}
 }
 
-// learnNamespace sets db.namespace (see telemetry) from sc, a connection of
-// the store's *bun.DB, the first time it is called, and adds it to the span
-// of ctx, the call that took sc. It asks pgx's connection for the database
-// it was opened with: no statement is sent.
-func (t *telemetry) learnNamespace(ctx context.Context, sc *sql.Conn) {
-	if t == nil || !t.pg || t.namespace.Load() != nil || t.namespaceTry.Swap(true) {
-		return
-	}
-	var database string
-	_ = sc.Raw(func(dc any) error {
-		if c, ok := dc.(interface{ Conn() *pgx.Conn }); ok {
-			database = c.Conn().Config().Database
-		}
-		return nil
-	})
-	if database == "" {
+// learnNamespace sets db.namespace (see telemetry) from database, the
+// database of the store's *bun.DB's connections, the first time it is
+// given one, and adds it to the span of ctx, the call that learned it.
+func (t *telemetry) learnNamespace(ctx context.Context, database string) {
+	if t == nil || !t.pg || database == "" || t.namespace.Load() != nil {
 		return
 	}
 	ns := database

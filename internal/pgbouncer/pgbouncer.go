@@ -22,7 +22,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lakesession/lakesession/internal/pgserver"
 )
 
 const (
@@ -102,7 +103,7 @@ func Start(t testing.TB, host string, port int, opts ...Option) *Bouncer {
 		}
 		t.Skip(msg)
 	}
-	cred, err := credential()
+	cred, err := pgserver.Credential()
 	if err != nil {
 		t.Fatalf("pgbouncer: %v", err)
 	}
@@ -138,7 +139,7 @@ func Start(t testing.TB, host string, port int, opts ...Option) *Bouncer {
 
 	var lastErr error
 	for range 5 {
-		lport, err := freePort()
+		lport, err := pgserver.FreePort()
 		if err != nil {
 			t.Fatalf("pgbouncer: %v", err)
 		}
@@ -280,42 +281,4 @@ func (b *Bouncer) logTail() string {
 		all = all[len(all)-4000:]
 	}
 	return string(all)
-}
-
-var (
-	credOnce sync.Once
-	credVal  *syscall.Credential
-	credErr  error
-)
-
-// credential returns the postgres user's credential when running as root,
-// nil otherwise.
-func credential() (*syscall.Credential, error) {
-	credOnce.Do(func() {
-		if os.Geteuid() != 0 {
-			return
-		}
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			credErr = fmt.Errorf("running as root, and PgBouncer refuses root: create the postgres user to run it as (%v)", err)
-			return
-		}
-		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-		if err1 != nil || err2 != nil {
-			credErr = fmt.Errorf("the postgres user has uid %q gid %q", u.Uid, u.Gid)
-			return
-		}
-		credVal = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-	})
-	return credVal, credErr
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -117,7 +117,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		t.Skip(msg)
 	}
-	cred, err := serverCredential()
+	cred, err := Credential()
 	if err != nil {
 		t.Fatalf("pgserver: %v", err)
 	}
@@ -169,7 +169,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			t.Fatalf("pgserver: %v", err)
 		}
@@ -507,10 +507,10 @@ var (
 	credErr  error
 )
 
-// serverCredential returns the postgres user's credential when running as
-// root (initdb and postgres refuse to run as root), nil otherwise. As
+// Credential returns the postgres user's credential when running as root
+// (initdb, postgres and pgbouncer refuse to run as root), nil otherwise. As
 // scripts/with-postgres.sh does, it creates the user when missing.
-func serverCredential() (*syscall.Credential, error) {
+func Credential() (*syscall.Credential, error) {
 	credOnce.Do(func() {
 		if os.Geteuid() != 0 {
 			return
@@ -681,7 +681,8 @@ func baseDir() string {
 }
 
 // freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
