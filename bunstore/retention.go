@@ -223,7 +223,7 @@ type pruneKey struct {
 }
 
 func (s *Store) prune(ctx context.Context, c *call, before time.Time, size int, dryRun bool, progress func(PruneProgress)) (PruneResult, error) {
-	q := buildRetentionStatements(s.dialect, s.names())
+	q := s.rq
 	// PostgreSQL compares the instant in the connection's TimeZone, the one
 	// updated_at was written in; SQLite's times are UTC text with whole
 	// seconds, so the cutoff is rounded down to keep a session updated

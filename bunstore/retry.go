@@ -263,7 +263,10 @@ func (s *Store) run(ctx context.Context, c *call, f func(ctx context.Context, a 
 		}
 		return nil
 	}
-	start := time.Now()
+	start := c.start // begin reads the clock when the duration is recorded
+	if start.IsZero() {
+		start = time.Now()
+	}
 	deadline := start.Add(s.cfg.maxRetryWait)
 	step := retryFirstDelay
 	for n := 1; ; n++ {
@@ -372,9 +375,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// What sendMode found out about a Store's connections.
+// How a Store's connections send statements (see sendMode).
 const (
-	protoUnknown uint32 = iota
+	_ uint32 = iota
 	// protoExtended: pgx v5 in the extended query protocol (every exec
 	// mode but QueryExecModeSimpleProtocol): driver.ErrBadConn means that
 	// nothing was sent, and an error response that nothing committed.
@@ -406,8 +409,8 @@ const (
 // connections open (for db.namespace): "" when the driver is not pgx's or
 // the connection could not be looked at.
 func (s *Store) sendMode(sc *sql.Conn) (mode uint32, database string) {
-	if m := s.proto.Load(); m != protoUnknown {
-		return m, s.database
+	if ci := s.conns.Load(); ci != nil {
+		return ci.mode, ci.database
 	}
 	mode = protoOther
 	err := sc.Raw(func(dc any) error {
@@ -423,9 +426,14 @@ func (s *Store) sendMode(sc *sql.Conn) (mode uint32, database string) {
 	if err != nil {
 		return protoSimple, "" // not kept: the next look tries again
 	}
-	s.database = database // published by the store of proto
-	s.proto.Store(mode)
+	s.conns.Store(&connInfo{mode: mode, database: database})
 	return mode, database
+}
+
+// connInfo is what sendMode found out about a Store's connections.
+type connInfo struct {
+	mode     uint32 // protoExtended, protoSimple or protoOther
+	database string // the database of pgx's connections; "" when unknown
 }
 
 // maybeSent reports whether err, from a write sent on a connection of the

@@ -69,3 +69,40 @@ func TestErrorType(t *testing.T) {
 		}
 	}
 }
+
+// Which errors leave a write's outcome unknown although classify takes
+// them for "not applied", by how the connections send statements; and
+// which errors of a retention batch's COMMIT leave open whether it
+// committed.
+func TestMaybeSentAndCommitUnanswered(t *testing.T) {
+	pg := func(code string) error { return &pgconn.PgError{Severity: "FATAL", Code: code} }
+	tests := []struct {
+		err                     error
+		extended, simple, other bool // maybeSent in each mode
+		commitUnanswered        bool
+	}{
+		{driver.ErrBadConn, false, true, true, true},
+		{pg("57P01"), false, true, false, true}, // may come after the commit in the simple protocol
+		{pg("57P02"), false, true, false, true},
+		{pg("57014"), false, true, false, true},
+		{pg("57P03"), false, false, false, false},
+		{pg("25006"), false, false, false, false},
+		{pg("40001"), false, false, false, false},
+		{pg("23505"), false, false, false, false},
+		{pg("08P01"), false, false, false, true}, // broken: handled by classify
+		{io.ErrUnexpectedEOF, false, false, false, true},
+	}
+	for _, tt := range tests {
+		for _, m := range []struct {
+			mode uint32
+			want bool
+		}{{protoExtended, tt.extended}, {protoSimple, tt.simple}, {protoOther, tt.other}} {
+			if got := maybeSent(m.mode, tt.err); got != m.want {
+				t.Errorf("maybeSent(mode %d, %v) = %v, want %v", m.mode, tt.err, got, m.want)
+			}
+		}
+		if got := commitUnanswered(tt.err); got != tt.commitUnanswered {
+			t.Errorf("commitUnanswered(%v) = %v, want %v", tt.err, got, tt.commitUnanswered)
+		}
+	}
+}

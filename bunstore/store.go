@@ -47,6 +47,7 @@ type Store struct {
 	dialect dialect.Name
 	cfg     config
 	q       statements
+	rq      retentionStatements // DeleteSessions' and PruneSessions'
 
 	// pool is db when it is a *bun.DB on PostgreSQL: calls then take a
 	// connection per try and retry (see run).
@@ -54,13 +55,10 @@ type Store struct {
 	// unknownOutcomes is set when a write's connection can break with the
 	// outcome unknown to the caller: on PostgreSQL, outside a transaction.
 	unknownOutcomes bool
-	// proto is what sendMode found out: protoUnknown until a
-	// write first looks at a connection.
-	proto atomic.Uint32
-	// database is what sendMode found out too: the database of pgx's
-	// connections, "" when unknown. Written before proto, read after it.
-	database string
-	tel      *telemetry
+	// conns is what sendMode found out from the first connection it
+	// looked at; nil until then.
+	conns atomic.Pointer[connInfo]
+	tel   *telemetry
 }
 
 type config struct {
@@ -215,6 +213,7 @@ func New(db bun.IDB, opts ...Option) (*Store, error) {
 	cfg.problems = nil
 	s := &Store{db: db, c: newConn(db, name == dialect.PG), dialect: name, cfg: cfg}
 	s.q = buildStatements(name, s.names())
+	s.rq = buildRetentionStatements(name, s.names())
 	s.tel = newTelemetry(&s.cfg, name == dialect.PG)
 	if name == dialect.PG {
 		switch d := db.(type) {

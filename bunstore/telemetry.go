@@ -126,8 +126,7 @@ type telemetry struct {
 // attributes, and its duration's attributes when it succeeds.
 type opTelemetry struct {
 	spanName  string
-	attrs     []attribute.KeyValue
-	start     []trace.SpanStartOption // client kind and attrs, given at the start for samplers
+	start     []trace.SpanStartOption // client kind and the conventions' attributes, given at the start for samplers
 	operation attribute.KeyValue
 	okRecord  []metric.RecordOption
 }
@@ -195,15 +194,15 @@ func newTelemetry(cfg *config, pg bool) *telemetry {
 		ot := &t.ops[o.idx]
 		ot.spanName = "lakesession." + o.name
 		ot.operation = AttrOperation.String(o.name)
-		ot.attrs = []attribute.KeyValue{t.system, semconv.DBOperationName(o.dbOperation)}
+		attrs := []attribute.KeyValue{t.system, semconv.DBOperationName(o.dbOperation)}
 		switch o.collection {
 		case messagesTable:
-			ot.attrs = append(ot.attrs, semconv.DBCollectionName(cfg.messages))
+			attrs = append(attrs, semconv.DBCollectionName(cfg.messages))
 		case sessionsTable:
-			ot.attrs = append(ot.attrs, semconv.DBCollectionName(cfg.sessions))
+			attrs = append(attrs, semconv.DBCollectionName(cfg.sessions))
 		}
-		ot.attrs = append(ot.attrs, namespace...)
-		ot.start = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(ot.attrs...)}
+		attrs = append(attrs, namespace...)
+		ot.start = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)}
 		ot.okRecord = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(ot.operation, t.system))}
 	}
 	return t

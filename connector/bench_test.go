@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/lakesession/lakesession/connector"
 )
@@ -154,12 +155,6 @@ func sqlOpenDB(dc driver.Connector) *sql.DB {
 	return db
 }
 
-// discardSpans is a span exporter that drops what it is given.
-type discardSpans struct{}
-
-func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardSpans) Shutdown(context.Context) error                             { return nil }
-
 // BenchmarkConnectTelemetry measures what the connect span and metrics cost
 // on a new connection (TLS handshake and SCRAM login included), with three
 // Lakebase Connectors on one warm token source:
@@ -183,7 +178,7 @@ func BenchmarkConnectTelemetry(b *testing.B) {
 	if _, err := l.src.Token(ctx); err != nil { // warm the cache
 		b.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() {
 		tp.Shutdown(ctx)

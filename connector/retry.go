@@ -70,16 +70,8 @@ func isOutage(ctx context.Context, err error) bool {
 		}
 		return false
 	}
-	// A certificate that is not trusted stays so.
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostnameErr      x509.HostnameError
-		invalidCert      x509.CertificateInvalidError
-		verifyErr        *tls.CertificateVerificationError
-	)
-	if errors.As(err, &unknownAuthority) || errors.As(err, &hostnameErr) ||
-		errors.As(err, &invalidCert) || errors.As(err, &verifyErr) {
-		return false
+	if untrustedCert(err) {
+		return false // a certificate that is not trusted stays so
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
@@ -331,4 +323,17 @@ func (r *resolved) waitError(ctx context.Context, err error, start time.Time, ca
 		return fmt.Errorf("connector: the database could not be reached for %s, the connect wait (MaxConnectWait %s); it may be down or restarting: %w", waited, r.maxWait, cause)
 	}
 	return fmt.Errorf("connector: %w after waiting %s for the database to come back: %w", err, waited, cause)
+}
+
+// untrustedCert reports whether err says that the server's certificate was
+// not trusted.
+func untrustedCert(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostnameErr      x509.HostnameError
+		invalidCert      x509.CertificateInvalidError
+		verifyErr        *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownAuthority) || errors.As(err, &hostnameErr) ||
+		errors.As(err, &invalidCert) || errors.As(err, &verifyErr)
 }

@@ -3,7 +3,6 @@ package connector
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -267,16 +266,10 @@ func errorType(ctx context.Context, err error) string {
 		return errTypeTokenSource
 	}
 	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostnameErr      x509.HostnameError
-		invalidCert      x509.CertificateInvalidError
-		verifyErr        *tls.CertificateVerificationError
-		alert            tls.AlertError
-		recordErr        tls.RecordHeaderError
+		alert     tls.AlertError
+		recordErr tls.RecordHeaderError
 	)
-	if errors.As(err, &unknownAuthority) || errors.As(err, &hostnameErr) ||
-		errors.As(err, &invalidCert) || errors.As(err, &verifyErr) ||
-		errors.As(err, &alert) || errors.As(err, &recordErr) {
+	if untrustedCert(err) || errors.As(err, &alert) || errors.As(err, &recordErr) {
 		return errTypeTLS
 	}
 	var dnsErr *net.DNSError

@@ -9,12 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
-
-type discardSpans struct{}
-
-func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkConnectTelemetryAlone measures the telemetry of one Connect
 // without the connection: the span's start and end, one attempt counted and
@@ -23,7 +19,7 @@ func (discardSpans) Shutdown(context.Context) error                             
 // login was refused.
 func BenchmarkConnectTelemetryAlone(b *testing.B) {
 	ctx := context.Background()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardSpans{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() {
 		tp.Shutdown(ctx)

@@ -6,6 +6,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -213,7 +214,7 @@ func TestConnectSpanAndMetrics(t *testing.T) {
 	base := connAttrs(s.host, s.port, s.database)
 	d, ok := ms[connector.MetricConnectDuration]
 	if !ok {
-		t.Fatalf("no %s; metrics: %v", connector.MetricConnectDuration, slices.Collect(mapKeys(ms)))
+		t.Fatalf("no %s; metrics: %v", connector.MetricConnectDuration, slices.Collect(maps.Keys(ms)))
 	}
 	if d.Name != "lakesession.connect.duration" || d.Unit != "s" {
 		t.Errorf("duration metric %q in %q, want lakesession.connect.duration in s", d.Name, d.Unit)
@@ -236,34 +237,12 @@ func TestConnectSpanAndMetrics(t *testing.T) {
 	if a.Name != "lakesession.connect.attempts" || a.Unit != "{attempt}" {
 		t.Errorf("attempts metric %q in %q, want lakesession.connect.attempts in {attempt}", a.Name, a.Unit)
 	}
-	if got, want := counts(t, a), map[string]int64{connAttrs(s.host, s.port, s.database, "lakesession.connect.attempt.kind=connect"): 1}; !mapsEqual(got, want) {
+	if got, want := counts(t, a), map[string]int64{connAttrs(s.host, s.port, s.database, "lakesession.connect.attempt.kind=connect"): 1}; !maps.Equal(got, want) {
 		t.Errorf("attempts %v, want %v", got, want)
 	}
 	if r := counts(t, ms[connector.MetricConnectAuthRejected]); len(r) > 0 {
 		t.Errorf("auth_rejected %v after a login that was accepted, want none", r)
 	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // A failed Connect has status Error, error.type (a SQLSTATE or a word),
@@ -434,13 +413,13 @@ func TestConnectSpanFailures(t *testing.T) {
 					t.Errorf("attempts %v, want 1 by the Connect and at least 1 probe", att)
 				}
 			default:
-				if !mapsEqual(att, map[string]int64{own: 1}) {
+				if !maps.Equal(att, map[string]int64{own: 1}) {
 					t.Errorf("attempts %v, want {%s: 1}", att, own)
 				}
 			}
 			rej := counts(t, ms[connector.MetricConnectAuthRejected])
 			if tc.errType == "28P01" {
-				if want := map[string]int64{connAttrs(tc.cfg.Host, tc.cfg.Port, tc.cfg.Database, "error.type=28P01"): 1}; !mapsEqual(rej, want) {
+				if want := map[string]int64{connAttrs(tc.cfg.Host, tc.cfg.Port, tc.cfg.Database, "error.type=28P01"): 1}; !maps.Equal(rej, want) {
 					t.Errorf("auth_rejected %v, want %v", rej, want)
 				}
 			} else if len(rej) > 0 {
@@ -495,13 +474,13 @@ func TestConnectTokenReplaced(t *testing.T) {
 
 	ms := o.metrics(t)
 	base := func(more ...string) string { return connAttrs(l.host, l.port, l.database, more...) }
-	if got, want := counts(t, ms[connector.MetricConnectAuthRejected]), map[string]int64{base("error.type=28P01"): 1}; !mapsEqual(got, want) {
+	if got, want := counts(t, ms[connector.MetricConnectAuthRejected]), map[string]int64{base("error.type=28P01"): 1}; !maps.Equal(got, want) {
 		t.Errorf("auth_rejected %v, want %v", got, want)
 	}
 	if got, want := counts(t, ms[connector.MetricConnectAttempts]), map[string]int64{
 		base("lakesession.connect.attempt.kind=connect"):                     2,
 		base("lakesession.connect.attempt.kind=connect", "error.type=28P01"): 1,
-	}; !mapsEqual(got, want) {
+	}; !maps.Equal(got, want) {
 		t.Errorf("attempts %v, want %v", got, want)
 	}
 

@@ -55,7 +55,7 @@ type item = responses.ResponseInputItemUnionParam
 func Decode(raw json.RawMessage) (responses.ResponseInputItemUnionParam, error) {
 	var u item
 	b := []byte(raw) // read, not kept: keepAll copies what it keeps
-	if !compactObject(b, false) {
+	if !compactObject(b) {
 		var err error
 		if b, err = lakesession.CompactItem(raw); err != nil {
 			return u, err
@@ -92,7 +92,7 @@ func Encode(it responses.ResponseInputItemUnionParam) (json.RawMessage, error) {
 		}
 		return nil, fmt.Errorf("%w: openai-go cannot encode it; check the JSON set in code (param.Override, extra fields) and that no number is NaN or infinite", lakesession.ErrInvalidItem)
 	}
-	if compactObject(b, false) {
+	if compactObject(b) {
 		return b, nil
 	}
 	switch trimmed := bytes.TrimSpace(b); {

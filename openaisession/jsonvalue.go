@@ -295,10 +295,9 @@ func skipValue(b []byte, i int) int {
 
 // compactObject reports whether b is one JSON object, in compact form, of
 // valid UTF-8: the form lakesession.CompactItem returns, so that it need
-// not be copied into that form. valid says that b is known to be valid
-// JSON (encoding/json wrote it), which spares a scan.
-func compactObject(b []byte, valid bool) bool {
-	if len(b) == 0 || b[0] != '{' || !utf8.Valid(b) || !valid && !json.Valid(b) {
+// not be copied into that form.
+func compactObject(b []byte) bool {
+	if len(b) == 0 || b[0] != '{' || !utf8.Valid(b) || !json.Valid(b) {
 		return false
 	}
 	for i := 0; i < len(b); i++ {

@@ -285,16 +285,14 @@ func InputItems(output []responses.ResponseOutputItemUnion) ([]responses.Respons
 	return items, nil
 }
 
-// outputJSON returns the JSON in which the API returned an output item.
+// outputJSON returns the JSON in which the API returned an output item,
+// compact, as a Session stores it.
 func outputJSON(it responses.ResponseOutputItemUnion) (json.RawMessage, error) {
 	raw := it.RawJSON()
 	if raw == "" {
 		return nil, fmt.Errorf("%w: it has no raw JSON, so it was not decoded from an API response; pass it in input, as an input item", lakesession.ErrInvalidItem)
 	}
-	if _, err := lakesession.CompactItem(json.RawMessage(raw)); err != nil {
-		return nil, err
-	}
-	return json.RawMessage(raw), nil
+	return lakesession.CompactItem(json.RawMessage(raw))
 }
 
 func decodeStored(raws []json.RawMessage) []responses.ResponseInputItemUnionParam {

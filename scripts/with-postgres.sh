@@ -23,6 +23,19 @@ if [ -n "${LAKESESSION_TEST_DATABASE_URL:-}" ]; then
 	exec "$@"
 fi
 
+# apt_install installs Debian packages, as root or with sudo, updating the
+# package lists once per run.
+apt_updated=""
+apt_install() {
+	local sudo=""
+	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+	if [ -z "$apt_updated" ]; then
+		$sudo apt-get update -q >&2
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >&2
+}
+
 find_bindir() {
 	if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/pg_ctl" ]; then
 		pg_config --bindir
@@ -44,10 +57,7 @@ find_bindir() {
 bindir=$(find_bindir)
 if [ -z "$bindir" ]; then
 	echo "with-postgres: PostgreSQL binaries not found; installing the Debian postgresql package" >&2
-	sudo=""
-	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-	$sudo apt-get update -q >&2
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql openssl >&2
+	apt_install postgresql openssl
 	bindir=$(find_bindir)
 fi
 if [ -z "$bindir" ]; then
@@ -58,20 +68,14 @@ fi
 # The server's self-signed certificate is made with openssl.
 if ! command -v openssl >/dev/null 2>&1; then
 	echo "with-postgres: openssl not found; installing the Debian openssl package" >&2
-	sudo=""
-	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-	$sudo apt-get update -q >&2
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q openssl >&2
+	apt_install openssl
 fi
 
 # The PgBouncer tests (internal/pgbouncer) run a pgbouncer of their own:
 # install the Debian package when it is missing.
 if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
 	echo "with-postgres: pgbouncer not found; installing the Debian pgbouncer package" >&2
-	sudo=""
-	if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-	$sudo apt-get update -q >&2
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends pgbouncer >&2
+	apt_install pgbouncer
 fi
 
 # initdb refuses to run as root: run the server as the postgres user then.

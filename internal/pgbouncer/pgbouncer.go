@@ -174,9 +174,6 @@ func (b *Bouncer) Port() int { return b.port }
 // Addr returns host:port.
 func (b *Bouncer) Addr() string { return net.JoinHostPort(b.Host(), strconv.Itoa(b.port)) }
 
-// LogPath returns the path of PgBouncer's log.
-func (b *Bouncer) LogPath() string { return b.logPath }
-
 func (b *Bouncer) writeConfig(o options, host string, port, lport int) error {
 	var c strings.Builder
 	fmt.Fprintf(&c, "[databases]\n* = host=%s port=%d\n\n[pgbouncer]\n", host, port)
@@ -214,7 +211,7 @@ func (b *Bouncer) writeConfig(o options, host string, port, lport int) error {
 func (b *Bouncer) run(bin string, cred *syscall.Credential) error {
 	cmd := exec.Command(bin, filepath.Join(b.dir, "pgbouncer.ini"))
 	cmd.Dir = b.dir
-	cmd.SysProcAttr = procAttr(cred)
+	cmd.SysProcAttr = pgserver.ProcAttr(cred)
 	out, err := os.OpenFile(filepath.Join(b.dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err

@@ -223,9 +223,6 @@ func (s *Server) KeyPath() string {
 	return filepath.Join(s.dir, "tls.key")
 }
 
-// LogPath returns the path of the server's log.
-func (s *Server) LogPath() string { return s.logPath }
-
 // Stop shuts the server down (fast shutdown: open sessions are ended, each
 // client sees SQLSTATE 57P01 or its connection close) and waits for it to
 // exit. Connections are refused until Start.
@@ -315,7 +312,7 @@ func (s *Server) start() error {
 	cmd.Stderr = logf
 	cmd.Dir = s.dir
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = serverProcAttr(s.cred)
+	cmd.SysProcAttr = ProcAttr(s.cred)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run postgres: %w", err)
 	}

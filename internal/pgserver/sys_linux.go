@@ -2,10 +2,10 @@ package pgserver
 
 import "syscall"
 
-// serverProcAttr runs the server as cred's user (nil: this user), and kills
-// it when the test process dies, so that no server outlives a crashed or
-// timed-out test binary.
-func serverProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+// ProcAttr runs a test server (PostgreSQL, PgBouncer) as cred's user (nil:
+// this user), and kills it when the test process dies, so that no server
+// outlives a crashed or timed-out test binary.
+func ProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
 }
 

@@ -4,8 +4,8 @@ package pgserver
 
 import "syscall"
 
-// serverProcAttr runs the server as cred's user (nil: this user).
-func serverProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+// ProcAttr runs a test server (PostgreSQL, PgBouncer) as cred's user (nil: this user).
+func ProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Credential: cred}
 }
 

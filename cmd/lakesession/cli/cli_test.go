@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,6 +78,9 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	// Nothing was created by the refused commands.
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused commands left %s: %v", db, err)
+	}
 	if _, _, code := run(t, nil, "", "doctor", "--sqlite", db); code != cli.ExitFailure {
 		t.Errorf("doctor on the missing file: exit %d", code)
 	}
@@ -256,6 +260,21 @@ func TestBadLakebaseTargetIsUsage(t *testing.T) {
 	})
 	if code != cli.ExitUsage || !strings.Contains(errb.String(), `LAKEBASE_ENDPOINT "bogus" is not an endpoint resource name`) {
 		t.Errorf("LAKEBASE_ENDPOINT=bogus: exit %d, %q; want exit 2 and a message that names the variable", code, errb.String())
+	}
+	// doctor reports it as the target's problem, before authenticating.
+	out.Reset()
+	errb.Reset()
+	code = cli.Run(context.Background(), []string{"doctor", "--project", "p"}, cli.Env{
+		Stdout: &out,
+		Stderr: &errb,
+		Getenv: func(string) string { return "" },
+		Workspace: func(*databricks.Config) (*databricks.WorkspaceClient, error) {
+			t.Error("doctor asked the workspace about a target that cannot work")
+			return nil, errors.New("not reached")
+		},
+	})
+	if code != cli.ExitFailure || !strings.Contains(out.String(), "--project is set without --branch") || strings.Contains(out.String(), "Target.") {
+		t.Errorf("doctor --project p: exit %d, %q, %q; want exit 1 and the target's problem with the flags named", code, out.String(), errb.String())
 	}
 }
 

@@ -124,7 +124,15 @@ func dsnHost(dsn string) string {
 }
 
 func (d *doctor) lakebase(ctx context.Context, t target) *conn {
-	const authName = "Databricks authentication"
+	const (
+		authName   = "Databricks authentication"
+		targetName = "Lakebase target"
+		targetFix  = "set the target as the problem says (--instance, --endpoint, or --project and --branch, or their LAKEBASE_* variables)"
+	)
+	if err := t.lakebase.Validate(); err != nil {
+		d.problem(targetName, t.String()+": "+t.configProblems(err), targetFix)
+		return nil
+	}
 	actx, cancel := context.WithTimeout(ctx, checkTimeout)
 	w, err := d.a.workspace(actx)
 	cancel()
@@ -141,14 +149,13 @@ func (d *doctor) lakebase(ctx context.Context, t target) *conn {
 	}
 	d.ok(authName, "%s on %s (auth type %s)", me.UserName, w.Config.Host, w.Config.AuthType)
 
-	const targetName = "Lakebase target"
 	cctx, cancel = context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	src, err := lakebasecred.New(cctx, w, t.lakebase, d.a.lakebaseOptions(t)...)
 	if err != nil {
 		var ce *lakebasecred.ConfigError
 		if errors.As(err, &ce) {
-			d.problem(targetName, t.String()+": "+strings.Join(ce.Problems, "; "), "set the target as the problem says (--instance, --endpoint, or --project and --branch)")
+			d.problem(targetName, t.String()+": "+t.configProblems(err), targetFix)
 		} else {
 			d.problem(targetName, t.String()+": "+err.Error(), "the workspace API failed: try again, or check the workspace's status")
 		}
@@ -259,7 +266,7 @@ func (d *doctor) postgres(ctx context.Context, c *conn, host string) {
 	tablesExist := d.tables(cctx, sc)
 	if tablesExist {
 		d.shape(cctx, sc)
-		d.indexes(cctx, sc, pgIndexes, d.qualified(d.a.conn.sessionsTable), d.qualified(d.a.conn.messagesTable), "the catalog could not be read: check the role's privileges")
+		d.indexes(cctx, sc, pgIndexes, d.a.qualify(d.a.conn.sessionsTable), d.a.qualify(d.a.conn.messagesTable), "the catalog could not be read: check the role's privileges")
 	} else {
 		d.skip("table shape and indexes", "they need the tables")
 	}
@@ -288,21 +295,13 @@ func (d *doctor) server(ctx context.Context, sc *sql.Conn) {
 	}
 }
 
-// qualified returns a table name as regclass text.
-func (d *doctor) qualified(table string) string {
-	if d.a.conn.schema != "" {
-		return `"` + d.a.conn.schema + `"."` + table + `"`
-	}
-	return `"` + table + `"`
-}
-
 func (d *doctor) tables(ctx context.Context, sc *sql.Conn) bool {
 	const name = "tables"
 	s, m := d.a.conn.sessionsTable, d.a.conn.messagesTable
 	var sSchema, mSchema sql.NullString
 	err := sc.QueryRowContext(ctx, `SELECT (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass($1)),
 		(SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass($2))`,
-		d.qualified(s), d.qualified(m)).Scan(&sSchema, &mSchema)
+		d.a.qualify(s), d.a.qualify(m)).Scan(&sSchema, &mSchema)
 	if err != nil {
 		d.problem(name, err.Error(), "the catalog could not be read: check the role's privileges")
 		return false
@@ -430,10 +429,10 @@ func (p shapeProblems) report(d *doctor, ok string) {
 
 func (d *doctor) shape(ctx context.Context, sc *sql.Conn) {
 	s, m := d.a.conn.sessionsTable, d.a.conn.messagesTable
-	sc1, err := columns(ctx, sc, pgColumns, d.qualified(s))
+	sc1, err := columns(ctx, sc, pgColumns, d.a.qualify(s))
 	var mc map[string]column
 	if err == nil {
-		mc, err = columns(ctx, sc, pgColumns, d.qualified(m))
+		mc, err = columns(ctx, sc, pgColumns, d.a.qualify(m))
 	}
 	if err != nil {
 		d.problem("table shape", err.Error(), "the catalog could not be read: check the role's privileges")
@@ -453,7 +452,7 @@ func (d *doctor) shape(ctx context.Context, sc *sql.Conn) {
 	problems.want(m, mc, "created_at", "timestamp without time zone", ts, true)
 	var fk sql.NullString
 	if err := sc.QueryRowContext(ctx, `SELECT max(confdeltype::text) FROM pg_constraint
-		WHERE conrelid = to_regclass($1) AND confrelid = to_regclass($2) AND contype = 'f'`, d.qualified(m), d.qualified(s)).Scan(&fk); err != nil {
+		WHERE conrelid = to_regclass($1) AND confrelid = to_regclass($2) AND contype = 'f'`, d.a.qualify(m), d.a.qualify(s)).Scan(&fk); err != nil {
 		problems = append(problems, "the foreign key could not be read: "+err.Error())
 	} else if !fk.Valid {
 		problems = append(problems, fmt.Sprintf("%s.session_id has no foreign key to %s", m, s))
@@ -582,7 +581,7 @@ func (d *doctor) privileges(ctx context.Context, sc *sql.Conn, user string, tabl
 	for _, t := range []string{d.a.conn.sessionsTable, d.a.conn.messagesTable} {
 		for _, p := range []string{"SELECT", "INSERT", "UPDATE", "DELETE"} {
 			var ok bool
-			if err := sc.QueryRowContext(ctx, "SELECT has_table_privilege(to_regclass($1), $2)", d.qualified(t), p).Scan(&ok); err != nil {
+			if err := sc.QueryRowContext(ctx, "SELECT has_table_privilege(to_regclass($1), $2)", d.a.qualify(t), p).Scan(&ok); err != nil {
 				fail(err)
 				return
 			}
@@ -598,7 +597,7 @@ func (d *doctor) privileges(ctx context.Context, sc *sql.Conn, user string, tabl
 	err := sc.QueryRowContext(ctx, `SELECT s, CASE WHEN s IS NULL THEN NULL ELSE has_sequence_privilege(s, 'USAGE') END
 		FROM (SELECT pg_get_serial_sequence($1, 'id') AS s) x
 		WHERE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'id' AND attidentity <> '')`,
-		d.qualified(d.a.conn.messagesTable)).Scan(&seq, &seqOK)
+		d.a.qualify(d.a.conn.messagesTable)).Scan(&seq, &seqOK)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		fail(err)
 		return

@@ -7,12 +7,14 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
@@ -421,5 +423,23 @@ func TestPlanImport(t *testing.T) {
 	got, err = planImport(strings.NewReader(bad))
 	if err != nil || got.badLines != 1000 || len(got.bad) != maxBadShown || got.bad[maxBadShown-1].n != maxBadShown || got.lines != 1001 {
 		t.Fatalf("planImport of 1000 bad lines: %d bad, %d kept, %d lines, %v", got.badLines, len(got.bad), got.lines, err)
+	}
+}
+
+// missingTable knows PostgreSQL's undefined_table and SQLite's message,
+// however wrapped, and nothing else.
+func TestMissingTable(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("list sessions: %w", &pgconn.PgError{Code: "42P01", Message: `relation "agent_sessions" does not exist`}), true},
+		{fmt.Errorf("list sessions: %w", errors.New("SQL logic error: no such table: agent_sessions (1)")), true},
+		{&pgconn.PgError{Code: "42703", Message: "column does not exist"}, false},
+		{errors.New("connection refused"), false},
+	} {
+		if got := missingTable(tt.err); got != tt.want {
+			t.Errorf("missingTable(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -30,13 +30,16 @@ func (a *app) sessionsCommand() *cobra.Command {
 
 // tables returns the quoted, possibly schema-qualified table names.
 func (a *app) tables() (sessions, messages string) {
-	q := func(n string) string {
-		if a.conn.schema != "" {
-			return `"` + a.conn.schema + `"."` + n + `"`
-		}
-		return `"` + n + `"`
+	return a.qualify(a.conn.sessionsTable), a.qualify(a.conn.messagesTable)
+}
+
+// qualify returns table, in the --schema when one is given, quoted for SQL
+// (and as regclass text).
+func (a *app) qualify(table string) string {
+	if a.conn.schema != "" {
+		return `"` + a.conn.schema + `"."` + table + `"`
 	}
-	return q(a.conn.sessionsTable), q(a.conn.messagesTable)
+	return `"` + table + `"`
 }
 
 // jsonText writes s as a JSON string, without HTML escapes.

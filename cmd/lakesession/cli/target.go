@@ -419,6 +419,17 @@ var (
 	)
 )
 
+// configProblems returns the problems of the *lakebasecred.ConfigError in
+// err, with the target's settings named as the user gave them (see names),
+// or err's text when it holds none.
+func (t target) configProblems(err error) string {
+	var ce *lakebasecred.ConfigError
+	if !errors.As(err, &ce) {
+		return t.names().Replace(err.Error())
+	}
+	return t.names().Replace(strings.Join(ce.Problems, "; "))
+}
+
 // names returns what names the Lakebase target's settings: the flags, or
 // the environment variables it came from.
 func (t target) names() *strings.Replacer {
@@ -443,7 +454,7 @@ func (a *app) lakebaseSource(ctx context.Context, t target) (*lakebasecred.Sourc
 	// A target that cannot work is a usage error, found before the
 	// Databricks workspace is asked anything.
 	if err := t.lakebase.Validate(); err != nil {
-		return nil, &usageError{msg: t.names().Replace(strings.TrimPrefix(err.Error(), "lakebasecred: "))}
+		return nil, &usageError{msg: t.configProblems(err)}
 	}
 	w, err := a.workspace(ctx)
 	if err != nil {
