@@ -350,7 +350,7 @@ func TestBackgroundRetriesEndWithToken(t *testing.T) {
 	waitCalls(t, fake, s2, 4)
 	waitArmed(t, clock)
 	_ = s2.Close()
-	if stacks := leakedGoroutines(0); stacks != "" {
+	if stacks := leakedGoroutines(2 * time.Second); stacks != "" {
 		t.Fatalf("Close left a goroutine waiting to retry:\n%s", stacks)
 	}
 }
@@ -531,7 +531,7 @@ func TestClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if stacks := leakedGoroutines(0); stacks != "" && strings.Contains(stacks, "(*Source).run") {
+	if stacks := leakedGoroutines(2 * time.Second); stacks != "" && strings.Contains(stacks, "(*Source).run") {
 		t.Errorf("a mint goroutine survived Close:\n%s", stacks)
 	}
 	g.open()
