@@ -310,7 +310,7 @@ func TestFailedRefreshRetried(t *testing.T) {
 	if tok := mustToken(t, s); tok == t1 || tok != fake.Mints()[1].Token {
 		t.Fatal("the token minted after the recovery is not served")
 	}
-	if r := logs.find("recovered"); len(r) != 1 || r[0].Attrs["failed_attempts"] != "4" {
+	if r := logs.await("recovered", 1); len(r) != 1 || r[0].Attrs["failed_attempts"] != "4" {
 		t.Errorf("recovery reports: %+v", r)
 	}
 	if n := clock.pending(); n != 0 {
@@ -392,7 +392,7 @@ func TestNoValidTokenFailingAPI(t *testing.T) {
 	if n := fake.Calls(lakebasetest.OpDatabaseCredential); n != calls {
 		t.Errorf("Token called the API during the backoff")
 	}
-	if e := logs.find("no valid token"); len(e) != 1 || e[0].Level != slog.LevelError {
+	if e := logs.await("no valid token", 1); len(e) != 1 || e[0].Level != slog.LevelError {
 		t.Errorf("failure reports: %+v", logs.all())
 	}
 }

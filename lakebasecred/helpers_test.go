@@ -129,6 +129,19 @@ func (h *logSink) String() string {
 	return h.text.String()
 }
 
+// await returns the records whose message contains msg once there are at
+// least n, or after 30 s. A mint reports after it publishes its token and
+// clears its flight, so waitIdle can return before the report is written.
+func (h *logSink) await(msg string, n int) []logRecord {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if r := h.find(msg); len(r) >= n || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // find returns the records whose message contains msg.
 func (h *logSink) find(msg string) []logRecord {
 	var out []logRecord

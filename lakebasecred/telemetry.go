@@ -180,10 +180,10 @@ func (t *telemetry) endMint(ctx context.Context, s *Source, span trace.Span, e m
 	if e.errType != "" {
 		span.SetStatus(codes.Error, e.err.Error())
 	}
-	span.End()
 	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
 	t.duration.Record(ctx, e.took.Seconds(), set)
 	t.mints.Add(ctx, 1, set)
+	span.End() // last: once the span is exported, the mint is counted
 }
 
 // classify returns the outcome and error.type of a failed mint.

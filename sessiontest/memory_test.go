@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lakesession/lakesession"
 )
@@ -21,10 +22,11 @@ import (
 type memStore struct {
 	bug bug
 
-	mu       sync.Mutex
-	sessions map[string][][]byte // compact items, oldest first
-	handles  int                 // handles opened, for bugSeparateHandles
-	inflight int                 // callers between two steps, for the race bugs
+	mu        sync.Mutex
+	sessions  map[string][][]byte // compact items, oldest first
+	handles   int                 // handles opened, for bugSeparateHandles
+	handlesOf map[string]int      // handles opened on each id, for the race bugs
+	inflight  int                 // callers between two steps, for the race bugs
 }
 
 // bug names one way in which memStore breaks the Session contract.
@@ -70,7 +72,7 @@ const (
 var _ lakesession.Session = (*memSession)(nil)
 
 func newMemStore(b bug) *memStore {
-	return &memStore{bug: b, sessions: make(map[string][][]byte)}
+	return &memStore{bug: b, sessions: make(map[string][][]byte), handlesOf: make(map[string]int)}
 }
 
 // open is the function sessiontest.Run is given.
@@ -81,6 +83,7 @@ func (m *memStore) Session(id string) *memSession {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.handles++
+	m.handlesOf[id]++
 	return &memSession{m: m, id: id, handle: m.handles}
 }
 
@@ -224,7 +227,7 @@ func (s *memSession) AddItems(ctx context.Context, items []json.RawMessage) erro
 		_, exists := m.sessions[key]
 		m.mu.Unlock()
 		if !exists {
-			m.waitForOthers()
+			m.waitForOthers(s.id)
 			m.mu.Lock()
 			_, exists = m.sessions[key]
 			if exists {
@@ -245,7 +248,7 @@ func (s *memSession) AddItems(ctx context.Context, items []json.RawMessage) erro
 			m.sessions[key] = append(m.sessions[key], c)
 			m.mu.Unlock()
 			if m.bug == bugInterleave && i == 0 {
-				m.waitForOthers()
+				m.waitForOthers(s.id)
 			}
 		}
 		return nil
@@ -327,7 +330,7 @@ func (s *memSession) PopItem(ctx context.Context) (json.RawMessage, error) {
 		n := len(stored)
 		it := stored[n-1]
 		m.mu.Unlock()
-		m.waitForOthers()
+		m.waitForOthers(s.id)
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if len(m.sessions[key]) == n {
@@ -342,13 +345,20 @@ func (s *memSession) PopItem(ctx context.Context) (json.RawMessage, error) {
 }
 
 // waitForOthers lets other goroutines run until another caller is also
-// between two steps, or for a bounded while: it makes a race in a bug
-// variant show without relying on timing.
-func (m *memStore) waitForOthers() {
+// between two steps, or for at most 200 ms, when the session id has more
+// than one handle (the suite's concurrent checks give each goroutine a
+// handle of its own): it makes a race in a bug variant show without
+// relying on the scheduler. (A count of yields ran out on a loaded machine
+// before the other writers were scheduled.)
+func (m *memStore) waitForOthers(id string) {
 	m.mu.Lock()
+	if m.handlesOf[id] < 2 {
+		m.mu.Unlock()
+		return
+	}
 	m.inflight++
 	m.mu.Unlock()
-	for range 1000 {
+	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
 		m.mu.Lock()
 		n := m.inflight
 		m.mu.Unlock()
@@ -356,6 +366,7 @@ func (m *memStore) waitForOthers() {
 			break
 		}
 		runtime.Gosched()
+		time.Sleep(50 * time.Microsecond)
 	}
 	m.mu.Lock()
 	m.inflight--
