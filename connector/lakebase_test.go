@@ -225,22 +225,33 @@ func TestLakebaseControlPlaneDownWithValidToken(t *testing.T) {
 	}
 	l.fake.Fail(lakebasetest.OpDatabaseCredential, http.StatusServiceUnavailable, 0)
 
-	query := func(what string) {
+	// On failure, the Source's log (no token is ever in it) tells when each
+	// refresh ran and failed.
+	start := time.Now()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("lakebasecred log (the test began at %s):\n%s", start.Format("15:04:05.000"), l.logs.String())
+		}
+	})
+	// Each query opens a connection (a TLS login): few of them inside the
+	// margin, so that the control plane comes back while the refresh is
+	// still retried (backoffs of 1, 2, 4 s) on a loaded machine too.
+	query := func(what string, n int) {
 		t.Helper()
-		for i := 0; i < 10; i++ {
+		for i := 0; i < n; i++ {
 			var user string
 			if err := db.QueryRow("SELECT current_user").Scan(&user); err != nil {
-				t.Fatalf("%s, query %d: %v", what, i, err)
+				t.Fatalf("%s, query %d, %s after the first login: %v", what, i, time.Since(start).Round(time.Millisecond), err)
 			}
 		}
 	}
 	// A fresh token: no refresh is even attempted.
-	query("fresh token, control plane answering 503")
+	query("fresh token, control plane answering 503", 10)
 
 	// Inside the refresh margin: the refresh fails, the cached token is
 	// still valid and still served.
 	time.Sleep(lifetime/2 + time.Second)
-	query("token inside its refresh margin, control plane answering 503")
+	query("token inside its refresh margin, control plane answering 503", 2)
 	deadline := time.Now().Add(5 * time.Second)
 	for l.fake.Calls(lakebasetest.OpDatabaseCredential) < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -251,14 +262,15 @@ func TestLakebaseControlPlaneDownWithValidToken(t *testing.T) {
 	if got := l.fake.MintCount(); got != 1 {
 		t.Errorf("%d tokens minted while the control plane was down, want 1", got)
 	}
-	query("token inside its refresh margin, refresh failed")
+	query("token inside its refresh margin, refresh failed", 2)
 
 	// Back up before the token stops being served: a retried refresh mints
 	// a new token, and no query fails meanwhile.
 	l.fake.ClearFailures()
+	t.Logf("the control plane answers again %s after the first login", time.Since(start).Round(time.Millisecond))
 	deadline = time.Now().Add(lifetime)
 	for l.fake.MintCount() < 2 && time.Now().Before(deadline) {
-		query("control plane back")
+		query("control plane back", 3)
 		time.Sleep(100 * time.Millisecond)
 	}
 	// At least one new token: more than one is possible when a request
@@ -266,7 +278,7 @@ func TestLakebaseControlPlaneDownWithValidToken(t *testing.T) {
 	if got := l.fake.MintCount(); got < 2 {
 		t.Errorf("%d tokens minted after the control plane came back, want a new one", got)
 	}
-	query("after the refresh")
+	query("after the refresh", 10)
 	l.checkNoTokenLeaked(t)
 }
 
