@@ -535,9 +535,9 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 }
 
 // Close ends the Connects waiting out an outage at once, with ErrClosed, and
-// stops the probing.
+// stops the probing. Not parallel: its look for probing goroutines would
+// see those of other tests' outages.
 func TestCloseEndsTheWait(t *testing.T) {
-	t.Parallel()
 	x := newProxied(t)
 	x.p.Refuse(true)
 	c := x.connector(t, 30*time.Second)
