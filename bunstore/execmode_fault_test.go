@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"testing"
 
 	"github.com/lakesession/lakesession"
 	"github.com/lakesession/lakesession/internal/faultproxy"
-	"github.com/lakesession/lakesession/internal/testdb"
 )
 
 // A connection cut right after a write was sent, in every query exec mode
@@ -23,21 +21,7 @@ import (
 func TestCutAfterWriteSentEveryExecMode(t *testing.T) {
 	for _, mode := range []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"} {
 		t.Run(mode, func(t *testing.T) {
-			dsn := testdb.NewDatabase(t)
-			direct := openPool(t, dsn)
-			u, err := url.Parse(dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := faultproxy.Start(t, u.Host)
-			proxied, err := url.Parse(viaProxy(t, dsn, p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			q := proxied.Query()
-			q.Set("default_query_exec_mode", mode)
-			proxied.RawQuery = q.Encode()
-			st := newStore(t, openPool(t, proxied.String()))
+			st, p, direct := proxiedStoreInMode(t, mode)
 			ctx := context.Background()
 			s := st.Session("cut-" + mode)
 			l := newLedger("cut-")
@@ -64,7 +48,7 @@ func TestCutAfterWriteSentEveryExecMode(t *testing.T) {
 			p.CutAfterClientSends(func(msg []byte) bool {
 				return bytes.Contains(msg, []byte("cut-"+mode)) && !bytes.Contains(msg, []byte("marker"))
 			})
-			_, err = s.PopItem(ctx)
+			_, err := s.PopItem(ctx)
 			if p.Armed() {
 				t.Fatalf("PopItem: the cut did not fire (%v)", err)
 			}
@@ -89,21 +73,7 @@ func TestCutAfterWriteSentEveryExecMode(t *testing.T) {
 // twice, or pop a second item. AddItems and PopItem must say that their
 // outcome is unknown, and the batch is stored once.
 func TestErrorAfterCommitSimpleProtocol(t *testing.T) {
-	dsn := testdb.NewDatabase(t)
-	direct := openPool(t, dsn)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := faultproxy.Start(t, u.Host)
-	proxied, err := url.Parse(viaProxy(t, dsn, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := proxied.Query()
-	q.Set("default_query_exec_mode", "simple_protocol")
-	proxied.RawQuery = q.Encode()
-	st := newStore(t, openPool(t, proxied.String()))
+	st, p, direct := proxiedStoreInMode(t, "simple_protocol")
 	ctx := context.Background()
 	s := st.Session("after-commit")
 	check := newStore(t, direct).Session("after-commit")

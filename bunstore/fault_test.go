@@ -437,6 +437,13 @@ func viaProxy(t testing.TB, dsn string, p *faultproxy.Proxy) string {
 // checking what was stored.
 func proxiedStore(t *testing.T, opts ...bunstore.Option) (*bunstore.Store, *faultproxy.Proxy, *bun.DB) {
 	t.Helper()
+	return proxiedStoreInMode(t, "", opts...)
+}
+
+// proxiedStoreInMode is proxiedStore with pgx's default_query_exec_mode set
+// to mode in the proxied pool's DSN ("" leaves pgx's default).
+func proxiedStoreInMode(t *testing.T, mode string, opts ...bunstore.Option) (*bunstore.Store, *faultproxy.Proxy, *bun.DB) {
+	t.Helper()
 	dsn := testdb.NewDatabase(t)
 	direct := openPool(t, dsn)
 	u, err := url.Parse(dsn)
@@ -444,8 +451,16 @@ func proxiedStore(t *testing.T, opts ...bunstore.Option) (*bunstore.Store, *faul
 		t.Fatal(err)
 	}
 	p := faultproxy.Start(t, u.Host)
-	db := openPool(t, viaProxy(t, dsn, p))
-	st := newStore(t, db, opts...)
+	proxied, err := url.Parse(viaProxy(t, dsn, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode != "" {
+		q := proxied.Query()
+		q.Set("default_query_exec_mode", mode)
+		proxied.RawQuery = q.Encode()
+	}
+	st := newStore(t, openPool(t, proxied.String()), opts...)
 	return st, p, direct
 }
 
